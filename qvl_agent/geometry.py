@@ -1,0 +1,158 @@
+"""Screen <-> model coordinates. The only module that converts coordinates.
+
+Qwen2.5-VL answers in absolute pixels of the image *after* ``smart_resize``
+(not the screen's pixels, not 0-1000). A :class:`Frame` records both sizes for one
+screenshot and maps a model point back to an absolute screen pixel.
+
+Out-of-image rule (documented in README "Coordinates"):
+
+* a model point inside the resized image maps proportionally onto the monitor;
+* a point at most ``EDGE_TOLERANCE`` model pixels beyond an edge (models do answer
+  ``x == width`` for the rightmost column) is clamped onto the nearest edge pixel;
+* anything further away is rejected with :class:`CoordinateError`, which the agent feeds
+  back to the model. A click never lands outside the chosen monitor.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# The values Qwen2.5-VL checkpoints ship in preprocessor_config.json.
+FACTOR = 28
+DEFAULT_MIN_PIXELS = 3136  # 4 * 28 * 28
+DEFAULT_MAX_PIXELS = 12845056  # 16384 * 28 * 28
+MAX_ASPECT_RATIO = 200
+
+# How far (in model pixels) beyond the image edge a point may be and still be clamped.
+EDGE_TOLERANCE = 28
+
+
+class CoordinateError(ValueError):
+    """A model coordinate that cannot be mapped onto the screen."""
+
+
+def _round_by_factor(value: float, factor: int) -> int:
+    return round(value / factor) * factor
+
+
+def _ceil_by_factor(value: float, factor: int) -> int:
+    return math.ceil(value / factor) * factor
+
+
+def _floor_by_factor(value: float, factor: int) -> int:
+    return math.floor(value / factor) * factor
+
+
+def smart_resize(
+    height: int,
+    width: int,
+    factor: int = FACTOR,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[int, int]:
+    """Return ``(height, width)`` as Qwen2.5-VL's image processor resizes an image.
+
+    Same arithmetic as transformers' ``Qwen2VLImageProcessor`` (note the order:
+    height first). Both sides become multiples of ``factor`` and the area lands
+    within ``[min_pixels, max_pixels]``.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise ValueError(
+            f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, "
+            f"got {max(height, width) / min(height, width)}"
+        )
+    h_bar = max(factor, _round_by_factor(height, factor))
+    w_bar = max(factor, _round_by_factor(width, factor))
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, _floor_by_factor(height / beta, factor))
+        w_bar = max(factor, _floor_by_factor(width / beta, factor))
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = _ceil_by_factor(height * beta, factor)
+        w_bar = _ceil_by_factor(width * beta, factor)
+    return h_bar, w_bar
+
+
+class Monitor(BaseModel):
+    """One monitor in absolute virtual-screen pixels (a phone is one monitor at 0,0)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    left: int = 0
+    top: int = 0
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
+class Frame(BaseModel):
+    """The geometry of one screenshot: the monitor it shows and the size the model sees."""
+
+    model_config = ConfigDict(frozen=True)
+
+    monitor: Monitor
+    resized_width: int
+    resized_height: int
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    factor: int = FACTOR
+
+    @classmethod
+    def fit(
+        cls,
+        monitor: Monitor,
+        min_pixels: int = DEFAULT_MIN_PIXELS,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        factor: int = FACTOR,
+    ) -> Frame:
+        height, width = smart_resize(monitor.height, monitor.width, factor, min_pixels, max_pixels)
+        return cls(
+            monitor=monitor,
+            resized_width=width,
+            resized_height=height,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            factor=factor,
+        )
+
+    @property
+    def screen_size(self) -> tuple[int, int]:
+        return self.monitor.width, self.monitor.height
+
+    @property
+    def resized_size(self) -> tuple[int, int]:
+        return self.resized_width, self.resized_height
+
+    def to_screen(self, x: float, y: float) -> tuple[int, int]:
+        """Map a model-space point to an absolute screen pixel on this frame's monitor.
+
+        Raises :class:`CoordinateError` for points further than ``EDGE_TOLERANCE``
+        outside the resized image.
+        """
+        for value, size, axis in ((x, self.resized_width, "x"), (y, self.resized_height, "y")):
+            if not math.isfinite(value) or value < -EDGE_TOLERANCE or value > size + EDGE_TOLERANCE:
+                raise CoordinateError(
+                    f"coordinate {axis}={value:g} is outside the screenshot, which is "
+                    f"{self.resized_width}x{self.resized_height} pixels; "
+                    f"use 0 <= x < {self.resized_width} and 0 <= y < {self.resized_height}"
+                )
+        local_x = _clamp(round(x * self.monitor.width / self.resized_width), self.monitor.width)
+        local_y = _clamp(round(y * self.monitor.height / self.resized_height), self.monitor.height)
+        return self.monitor.left + local_x, self.monitor.top + local_y
+
+    def to_model(self, screen_x: float, screen_y: float) -> tuple[int, int]:
+        """Map an absolute screen pixel to the model-space pixel that shows it."""
+        local_x = screen_x - self.monitor.left
+        local_y = screen_y - self.monitor.top
+        return (
+            _clamp(round(local_x * self.resized_width / self.monitor.width), self.resized_width),
+            _clamp(round(local_y * self.resized_height / self.monitor.height), self.resized_height),
+        )
+
+
+def _clamp(value: int, size: int) -> int:
+    return max(0, min(size - 1, value))

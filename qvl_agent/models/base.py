@@ -1,0 +1,35 @@
+"""The Model protocol: a chat prompt and one screenshot in, response text out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from qvl_agent.prompts import Prompt
+
+
+class ModelError(RuntimeError):
+    """The model could not be loaded or could not answer; the message says what to do."""
+
+
+class Response(BaseModel):
+    """What a model said, with its cost."""
+
+    text: str
+    prompt_tokens: int | None = None
+    generated_tokens: int | None = None
+    # Milliseconds per stage, e.g. {"preprocess": 21.0, "generate": 830.5}.
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Model(Protocol):
+    name: str
+
+    def respond(self, prompt: Prompt, image: Image.Image) -> Response:
+        """Answer ``prompt``; ``image`` is the screenshot already resized to the model's size."""
+        ...

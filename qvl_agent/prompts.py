@@ -1,0 +1,114 @@
+"""Render the templates in ``prompts/`` into the exact chat the model was trained on.
+
+The system turn is "You are a helpful assistant." plus the Nous function-calling block that
+Qwen-Agent v0.0.15 rendered (the tool JSON carries ``name_for_human`` and ``args_format``,
+and states the *resized* screenshot size). The user turn holds the goal, the text history
+of earlier steps and one screenshot. :meth:`Prompt.chat_text` renders the Qwen2.5-VL chat
+template itself, so every backend sends byte-identical text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from qvl_agent.actions import TOOL_NAMES, Space
+from qvl_agent.geometry import Frame
+
+VISION_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    text: str
+    # Whether the screenshot follows the text in this message (one image per prompt).
+    image: bool = False
+
+
+class Prompt(BaseModel):
+    messages: list[Message]
+
+    def chat_text(self, add_generation_prompt: bool = True) -> str:
+        """The Qwen2.5-VL chat template applied to these messages."""
+        parts = []
+        for message in self.messages:
+            body = message.text + (VISION_PLACEHOLDER if message.image else "")
+            parts.append(f"<|im_start|>{message.role}\n{body}<|im_end|>\n")
+        if add_generation_prompt:
+            parts.append("<|im_start|>assistant\n")
+        return "".join(parts)
+
+    def digest(self) -> str:
+        """A short stable id of the rendered prompt (recorded per step)."""
+        return hashlib.sha256(self.chat_text().encode("utf-8")).hexdigest()[:16]
+
+    def with_retry(self, bad_answer: str, error: str, space: Space) -> Prompt:
+        """This prompt plus the unusable answer and a user turn that says what was wrong."""
+        feedback = fill(template("retry.txt"), tool=TOOL_NAMES[space], error=error)
+        return Prompt(
+            messages=[
+                *self.messages,
+                Message(role="assistant", text=bad_answer),
+                Message(role="user", text=feedback),
+            ]
+        )
+
+
+def _prompts_dir() -> Path:
+    """Templates ship inside the wheel as ``qvl_agent/templates``; a checkout has ``prompts/``."""
+    packaged = resources.files("qvl_agent") / "templates"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parent.parent / "prompts"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(
+        "qvl-agent's prompt templates are missing: neither qvl_agent/templates nor prompts/ "
+        "exists; reinstall the package"
+    )
+
+
+@cache
+def template(name: str) -> str:
+    return (_prompts_dir() / name).read_text(encoding="utf-8")
+
+
+def fill(text: str, **values: str) -> str:
+    """Replace ``{name}`` placeholders in one pass, so a value may itself contain braces."""
+    pattern = re.compile("|".join(re.escape("{" + name + "}") for name in values))
+    return pattern.sub(lambda match: values[match.group(0)[1:-1]], text)
+
+
+def tool_definition(space: Space, width: int, height: int) -> dict[str, Any]:
+    """The tool's function dict with the screen resolution the model sees filled in."""
+    function = json.loads(template(f"{TOOL_NAMES[space]}.json"))
+    function["description"] = fill(function["description"], width=str(width), height=str(height))
+    return function
+
+
+def system_text(space: Space, frame: Frame) -> str:
+    function = tool_definition(space, frame.resized_width, frame.resized_height)
+    tool_line = json.dumps({"type": "function", "function": function}, ensure_ascii=False)
+    return fill(template("system.txt"), tool_descs=tool_line)
+
+
+def user_text(goal: str, history: list[str]) -> str:
+    """``history`` holds the tool-call JSON of each earlier step, oldest first."""
+    steps = "".join(f"Step {i}: {call}; " for i, call in enumerate(history, start=1))
+    return fill(template("user.txt"), goal=goal, history=steps)
+
+
+def build_prompt(goal: str, space: Space, frame: Frame, history: list[str] | None = None) -> Prompt:
+    return Prompt(
+        messages=[
+            Message(role="system", text=system_text(space, frame)),
+            Message(role="user", text=user_text(goal, history or []), image=True),
+        ]
+    )
