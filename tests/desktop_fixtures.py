@@ -1,0 +1,1 @@
+"""Fixtures that start a virtual X display (Xvfb) and the sandbox desktop app."""
