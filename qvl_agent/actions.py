@@ -9,7 +9,7 @@ resolved to, so a record shows both sides of the mapping.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -149,6 +149,10 @@ Action = Annotated[
     Field(discriminator="action"),
 ]
 ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
+# action name -> its class, e.g. "left_click" -> LeftClick
+ACTION_CLASSES: dict[str, type[_Action]] = {
+    cls.model_fields["action"].default: cls for cls in get_args(get_args(Action)[0])
+}
 
 SHARED_ACTIONS = ("key", "type", "wait", "terminate", "answer")
 SPACE_ACTIONS: dict[str, tuple[str, ...]] = {

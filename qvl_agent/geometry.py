@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 # The values Qwen2.5-VL checkpoints ship in preprocessor_config.json.
@@ -156,3 +157,21 @@ class Frame(BaseModel):
 
 def _clamp(value: int, size: int) -> int:
     return max(0, min(size - 1, value))
+
+
+def model_view(image: Image.Image, frame: Frame) -> Image.Image:
+    """The screenshot at the size the model sees, resized once, up front.
+
+    Bicubic, as transformers' Qwen2-VL image processor resizes; handing the processor an
+    image that is already at its target size means it does not resize again.
+    """
+    if image.size != frame.screen_size:
+        raise ValueError(
+            f"screenshot is {image.size[0]}x{image.size[1]} but the frame's monitor is "
+            f"{frame.monitor.width}x{frame.monitor.height}"
+        )
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if image.size == frame.resized_size:
+        return image
+    return image.resize(frame.resized_size, Image.Resampling.BICUBIC)

@@ -1,0 +1,244 @@
+"""The think-act loop: observe -> prompt -> model -> parse -> guard -> act -> record.
+
+The only module that knows both a Model and a Device.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from qvl_agent.actions import Answer, Terminate, is_final, tool_call_json
+from qvl_agent.devices.base import CaptureError, Device, DeviceError
+from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, model_view
+from qvl_agent.guard import Budget, Confirm, Guard
+from qvl_agent.models.base import Model, ModelError
+from qvl_agent.parsing import ActionParseError, Parsed, parse
+from qvl_agent.prompts import Prompt, build_prompt
+from qvl_agent.trajectory import Attempt, Outcome, RunMeta, RunWriter, Step, software_versions
+
+Status = Literal[
+    "success", "failure", "answered", "budget", "parse_error", "capture_error",
+    "device_error", "model_error", "declined", "interrupted",
+]
+
+
+class AgentConfig(BaseModel):
+    max_steps: int = 30
+    max_seconds: float | None = None
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    # Extra answers allowed per step after an unparsable one (each sees the error).
+    max_parse_retries: int = 2
+    dry_run: bool = False
+    # Pause after each action so the screen settles before the next screenshot.
+    settle_seconds: float = 0.5
+
+
+class RunResult(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    status: Status
+    reason: str
+    steps: int
+    answer: str | None = None
+    run_dir: Path | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in ("success", "answered")
+
+
+class _Stop(Exception):
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+StepCallback = Callable[[Step], None]
+
+
+class Agent:
+    """``Agent(model, device).run("Open the settings dialog")``."""
+
+    def __init__(
+        self,
+        model: Model,
+        device: Device,
+        config: AgentConfig | None = None,
+        confirm: Confirm | None = None,
+        on_step: StepCallback | None = None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.config = config or AgentConfig()
+        self.guard = Guard(dry_run=self.config.dry_run, confirm=confirm)
+        self.on_step = on_step
+
+    def run(self, goal: str, record: str | Path | None = None) -> RunResult:
+        """Run until the model terminates or answers, a budget runs out, or an error stops it.
+
+        Every step is written to ``record`` (default ``runs/<time>-<goal>``) as it ends.
+        """
+        run_dir = Path(record) if record is not None else default_run_dir(goal)
+        writer = RunWriter(run_dir, self._meta(goal))
+        self._steps_done = 0
+        try:
+            result = self._loop(goal, writer)
+        except KeyboardInterrupt:
+            writer.finish(Outcome(status="interrupted", reason="interrupted by the user",
+                                  steps=self._steps_done))
+            raise
+        except BaseException:
+            writer.close()  # keep every step recorded so far; meta has no outcome
+            raise
+        result.run_dir = run_dir
+        writer.finish(Outcome(status=result.status, reason=result.reason, steps=result.steps,
+                              answer=result.answer))
+        return result
+
+    def _loop(self, goal: str, writer: RunWriter) -> RunResult:
+        budget = Budget(self.config.max_steps, self.config.max_seconds)
+        history: list[str] = []
+        try:
+            while (reason := budget.exhausted(self._steps_done)) is None:
+                self._steps_done += 1
+                step = self._step(goal, self._steps_done, history, writer)
+                action = step.action
+                if action is not None:
+                    history.append(tool_call_json(action, self.device.space))
+                if isinstance(action, Terminate):
+                    status: Status = "success" if action.status == "success" else "failure"
+                    return RunResult(status=status, reason=f"the model reported {action.status}",
+                                     steps=self._steps_done)
+                if isinstance(action, Answer):
+                    return RunResult(status="answered", reason="the model answered",
+                                     steps=self._steps_done, answer=action.text)
+            return RunResult(status="budget", reason=reason, steps=self._steps_done)
+        except _Stop as stop:
+            return RunResult(status=stop.status, reason=stop.reason, steps=self._steps_done)
+
+    # -- one step ------------------------------------------------------------------------
+
+    def _step(self, goal: str, index: int, history: list[str], writer: RunWriter) -> Step:
+        timings: dict[str, float] = {}
+        started_at = time.time()
+        clock = time.perf_counter()
+
+        try:
+            observation = self.device.screenshot()
+        except (CaptureError, DeviceError) as error:
+            raise _Stop("capture_error", f"screenshot failed, nothing was done: {error}") from None
+        timings["capture"] = _ms_since(clock)
+
+        mark = time.perf_counter()
+        frame = Frame.fit(observation.monitor, self.config.min_pixels, self.config.max_pixels)
+        image = model_view(observation.image, frame)
+        timings["resize"] = _ms_since(mark)
+        screenshot = writer.save_screenshot(index, observation.image)
+
+        mark = time.perf_counter()
+        prompt = build_prompt(goal, self.device.space, frame, history)
+        timings["prompt"] = _ms_since(mark)
+
+        step = Step(index=index, started_at=started_at, screenshot=screenshot, frame=frame,
+                    prompt_digest=prompt.digest(), attempts=[], outcome="parse_error",
+                    timings=timings)
+        try:
+            parsed = self._think(prompt, image, frame, step)
+            if parsed is None:
+                raise _Stop(
+                    "parse_error",
+                    f"no usable action after {len(step.attempts)} answers: "
+                    f"{step.attempts[-1].error}",
+                )
+            step.action, step.notes = parsed.action, parsed.notes
+            self._act(step)
+        finally:
+            step.timings["total"] = _ms_since(clock)
+            writer.append_step(step)
+            if self.on_step is not None:
+                self.on_step(step)
+        return step
+
+    def _think(self, prompt: Prompt, image, frame: Frame, step: Step) -> Parsed | None:
+        """Ask the model; feed parse errors back, up to ``max_parse_retries`` more answers."""
+        for _ in range(1 + self.config.max_parse_retries):
+            mark = time.perf_counter()
+            try:
+                response = self.model.respond(prompt, image)
+            except ModelError as error:
+                step.outcome, step.error = "model_error", str(error)
+                raise _Stop("model_error", f"the model failed: {error}") from None
+            attempt = Attempt(response=response.text, prompt_tokens=response.prompt_tokens,
+                              generated_tokens=response.generated_tokens,
+                              model_ms=_ms_since(mark))
+            step.attempts.append(attempt)
+            step.timings["model"] = step.timings.get("model", 0.0) + attempt.model_ms
+            for stage, value in response.timings.items():
+                step.timings[f"model.{stage}"] = step.timings.get(f"model.{stage}", 0.0) + value
+            mark = time.perf_counter()
+            try:
+                parsed = parse(response.text, frame, self.device.space)
+            except ActionParseError as error:
+                attempt.error = str(error)
+                step.error = str(error)
+                prompt = prompt.with_retry(response.text, str(error), self.device.space)
+                continue
+            finally:
+                step.timings["parse"] = step.timings.get("parse", 0.0) + _ms_since(mark)
+            step.error = None
+            return parsed
+        return None
+
+    def _act(self, step: Step) -> None:
+        action = step.action
+        assert action is not None
+        if is_final(action):
+            step.outcome = "final"
+            return
+        decision = self.guard.decide(action)
+        if decision == "declined":
+            step.outcome = "declined"
+            raise _Stop("declined", "the user declined the action")
+        if decision == "dry_run":
+            step.outcome = "dry_run"
+            return
+        mark = time.perf_counter()
+        try:
+            self.device.execute(action)
+        except DeviceError as error:
+            step.outcome, step.error = "device_error", str(error)
+            raise _Stop("device_error", f"the device failed: {error}") from None
+        finally:
+            step.timings["execute"] = _ms_since(mark)
+        step.outcome = "executed"
+        if self.config.settle_seconds > 0:
+            time.sleep(self.config.settle_seconds)
+
+    def _meta(self, goal: str) -> RunMeta:
+        return RunMeta(
+            goal=goal,
+            model=self.model.name,
+            device=self.device.name,
+            space=self.device.space,
+            config=self.config.model_dump(),
+            versions=software_versions(),
+        )
+
+
+def default_run_dir(goal: str, root: str | Path = "runs") -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", goal.lower()).strip("-")[:40] or "run"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path(root) / f"{stamp}-{slug}"
+
+
+def _ms_since(mark: float) -> float:
+    return round((time.perf_counter() - mark) * 1000, 3)

@@ -1,0 +1,178 @@
+"""``qvl-agent``: run an agent on a device, or check where a model answer would click."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from qvl_agent.actions import Point, describe
+from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, Monitor
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, no stack trace."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qvl-agent", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="let the model operate a device until the goal is done")
+    run.add_argument("goal", help='what to do, e.g. "Open the settings dialog and enable dark mode"')
+    run.add_argument("--device", default="desktop", help="desktop (default) or image:FILE")
+    run.add_argument("--monitor", type=int, default=1, help="desktop monitor number (1 = first)")
+    run.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help=f"hub id or local path of a Qwen2.5-VL checkpoint, or scripted:FILE.jsonl "
+        f"(default {DEFAULT_MODEL})",
+    )
+    run.add_argument("--max-steps", type=int, default=30)
+    run.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
+    _pixel_options(run)
+    run.add_argument("--max-new-tokens", type=int, default=256)
+    run.add_argument("--settle", type=float, default=0.5,
+                     help="seconds to wait after each action before the next screenshot")
+    run.add_argument("--dry-run", action="store_true",
+                     help="run the whole loop but never act on the device")
+    run.add_argument("--confirm", action="store_true", help="ask before each action (needs a TTY)")
+    run.add_argument("--record", default=None,
+                     help="run directory to write (default runs/<time>-<goal>)")
+    run.set_defaults(handler=_run)
+
+    parse = commands.add_parser(
+        "parse", help="read a model answer on stdin and print the action it would perform"
+    )
+    parse.add_argument("--screen", required=True, help="screen size WxH, e.g. 1920x1080")
+    parse.add_argument("--space", choices=("computer", "mobile"), default="computer")
+    _pixel_options(parse)
+    parse.set_defaults(handler=_parse)
+    return parser
+
+
+def _pixel_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+        help=f"largest screenshot area the model sees (default {DEFAULT_MAX_PIXELS}, the "
+        "checkpoint's; 1003520 = 1280*28*28 is ~2x faster with coarser clicks)",
+    )
+    parser.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
+
+
+# -- run --------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    from qvl_agent.agent import Agent, AgentConfig
+    from qvl_agent.devices import DeviceError, open_device
+    from qvl_agent.guard import ask_on_terminal
+    from qvl_agent.models import ModelError, load_model
+
+    if args.confirm and not sys.stdin.isatty():
+        raise CliError("--confirm asks before each action and needs an interactive terminal")
+    config = AgentConfig(
+        max_steps=args.max_steps,
+        max_seconds=args.max_seconds,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        dry_run=args.dry_run,
+        settle_seconds=args.settle,
+    )
+    try:
+        device = open_device(args.device, monitor=args.monitor)
+    except DeviceError as error:
+        raise CliError(str(error)) from None
+    try:
+        print(f"loading model {args.model} ...", file=sys.stderr)
+        model = load_model(args.model, max_new_tokens=args.max_new_tokens)
+    except ModelError as error:
+        device.close()
+        raise CliError(str(error)) from None
+
+    agent = Agent(model, device, config,
+                  confirm=ask_on_terminal if args.confirm else None, on_step=_print_step)
+    print(f"goal: {args.goal}", file=sys.stderr)
+    try:
+        result = agent.run(args.goal, record=args.record)
+    except FileExistsError as error:
+        raise CliError(str(error)) from None
+    finally:
+        device.close()
+    answer = f"\nanswer: {result.answer}" if result.answer is not None else ""
+    print(f"{result.status}: {result.reason} after {result.steps} steps{answer}\n"
+          f"recorded in {result.run_dir}", file=sys.stderr)
+    return 0 if result.succeeded else 1
+
+
+def _print_step(step) -> None:
+    what = describe(step.action) if step.action is not None else "(no action)"
+    tag = {"dry_run": " [dry run]", "declined": " [declined]"}.get(step.outcome, "")
+    error = f"  error: {step.error}" if step.error and step.outcome != "executed" else ""
+    retries = f", {len(step.attempts)} answers" if len(step.attempts) > 1 else ""
+    print(
+        f"step {step.index:>3}  {what}{tag}  "
+        f"[model {step.timings.get('model', 0):.0f} ms, step {step.timings.get('total', 0):.0f} ms"
+        f"{retries}]{error}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+# -- parse ------------------------------------------------------------------------------
+
+
+def _parse(args: argparse.Namespace) -> int:
+    from qvl_agent.parsing import ActionParseError, parse
+
+    width, height = _screen_size(args.screen)
+    frame = Frame.fit(Monitor(width=width, height=height), args.min_pixels, args.max_pixels)
+    text = sys.stdin.read()
+    try:
+        parsed = parse(text, frame, args.space)
+    except ActionParseError as error:
+        raise CliError(f"unusable answer: {error}") from None
+    out: dict[str, object] = {"action": parsed.action.action}
+    for name, value in parsed.action:
+        if name == "action" or value is None:
+            continue
+        if isinstance(value, Point):
+            out[name] = list(value.model)
+            out[f"screen_{name}"] = list(value.screen) if value.screen else None
+        else:
+            out[name] = value
+    out["screen"] = [width, height]
+    out["resized"] = [frame.resized_width, frame.resized_height]
+    if parsed.notes:
+        out["notes"] = parsed.notes
+    print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def _screen_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise CliError(f"--screen must look like 1920x1080, got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise CliError(f"--screen must be positive, got {text!r}")
+    return width, height
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Raw model text -> a typed, resolved Action.
+
+Tolerant of what real Qwen2.5-VL outputs contain: prose around the call, a missing
+``</tool_call>``, code fences, single quotes or trailing commas, numbers as strings, a
+4-number box where a point belongs (its centre is used), several calls (the first is used
+and a note says so). Strict about what matters: an unknown action, a missing required
+field or a non-numeric coordinate raises :class:`ActionParseError`, whose message is
+written to be fed back to the model. Nothing here evaluates model text as code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import json5
+from pydantic import ValidationError
+
+from qvl_agent.actions import ACTION_ADAPTER, ACTION_CLASSES, SPACE_ACTIONS, TOOL_NAMES, Action, Point, Space
+from qvl_agent.geometry import CoordinateError, Frame
+
+POINT_FIELDS = ("coordinate", "coordinate2")
+NUMBER_FIELDS = ("time", "pixels")
+FENCE = re.compile(r"```[a-zA-Z0-9_-]*")
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+class ActionParseError(ValueError):
+    """The model's answer cannot be turned into an action; ``str(error)`` is for the model."""
+
+
+@dataclass
+class Parsed:
+    action: Action
+    # Things the parser had to fix or ignore, for the record (e.g. "2 tool calls; used the first").
+    notes: list[str] = field(default_factory=list)
+
+
+def parse(text: str, frame: Frame, space: Space) -> Parsed:
+    """Parse one model answer into an action with screen coordinates resolved on ``frame``."""
+    notes: list[str] = []
+    candidates = _call_candidates(text)
+    if not candidates:
+        raise ActionParseError(
+            f"no tool call found in the answer (expected <tool_call>{{...}}</tool_call> "
+            f'with "name": "{TOOL_NAMES[space]}")'
+        )
+    if len(candidates) > 1:
+        notes.append(f"the answer held {len(candidates)} tool calls; only the first was used")
+    call = _load_object(candidates[0])
+    arguments = _arguments_of(call, space, notes)
+    action_name = arguments.get("action")
+    if not isinstance(action_name, str) or not action_name:
+        raise ActionParseError('the tool call has no "action" argument')
+    if action_name not in SPACE_ACTIONS[space]:
+        raise ActionParseError(
+            f'unknown action "{action_name}" for {TOOL_NAMES[space]}; valid actions are: '
+            + ", ".join(SPACE_ACTIONS[space])
+        )
+    fields = _normalise(action_name, arguments, frame, space, notes)
+    try:
+        action = ACTION_ADAPTER.validate_python(fields)
+    except ValidationError as error:
+        raise ActionParseError(_explain(action_name, error)) from None
+    return Parsed(action=action, notes=notes)
+
+
+# -- finding the call ---------------------------------------------------------------------
+
+
+def _call_candidates(text: str) -> list[str]:
+    """The JSON object texts that look like tool calls, in order of appearance."""
+    text = FENCE.sub("", text)
+    if "<tool_call>" in text:
+        segments = text.split("<tool_call>")[1:]
+        bodies = [segment.split("</tool_call>")[0] for segment in segments]
+        objects = [_first_object(body) for body in bodies]
+        return [obj for obj in objects if obj is not None]
+    # No tags: any top-level object that names an action (prose or a bare fenced object).
+    found = []
+    position = 0
+    while (start := text.find("{", position)) != -1:
+        obj = _first_object(text[start:])
+        if obj is None:
+            break
+        if '"action"' in obj or "'action'" in obj:
+            found.append(obj)
+        position = start + len(obj)
+    return found
+
+
+def _first_object(text: str) -> str | None:
+    """The first balanced ``{...}`` in ``text`` (string-aware); unbalanced tail -> None."""
+    start = text.find("{")
+    if start == -1:
+        return None
+    depth = 0
+    quote = ""
+    escaped = False
+    for index in range(start, len(text)):
+        char = text[index]
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start : index + 1]
+    return None
+
+
+def _load_object(source: str) -> dict[str, Any]:
+    try:
+        value = json.loads(source)
+    except json.JSONDecodeError:
+        try:
+            value = json5.loads(source)  # single quotes, trailing commas, bare keys
+        except ValueError as error:
+            raise ActionParseError(f"the tool call is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ActionParseError("the tool call must be a JSON object")
+    return value
+
+
+def _arguments_of(call: dict[str, Any], space: Space, notes: list[str]) -> dict[str, Any]:
+    if "arguments" not in call:
+        if "action" in call:  # a bare arguments object
+            return dict(call)
+        raise ActionParseError('the tool call has no "arguments" object')
+    name = call.get("name")
+    if name is not None and name != TOOL_NAMES[space]:
+        raise ActionParseError(
+            f'unknown tool "{name}"; the only tool is "{TOOL_NAMES[space]}"'
+        )
+    arguments = call["arguments"]
+    if isinstance(arguments, str):  # OpenAI-style: arguments as a JSON string
+        arguments = _load_object(arguments)
+        notes.append("arguments were a JSON string")
+    if not isinstance(arguments, dict):
+        raise ActionParseError('"arguments" must be a JSON object')
+    return dict(arguments)
+
+
+# -- normalising arguments ----------------------------------------------------------------
+
+
+def _normalise(
+    action_name: str, arguments: dict[str, Any], frame: Frame, space: Space, notes: list[str]
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {"action": action_name}
+    allowed = set(ACTION_CLASSES[action_name].model_fields)
+    for name, value in arguments.items():
+        if name == "action" or value is None:
+            continue
+        if name == "text" and action_name == "key":
+            fields["keys"] = [value] if isinstance(value, str) else value
+        elif name == "keys":
+            fields["keys"] = _keys(value)
+        elif name not in allowed:
+            notes.append(f'ignored argument "{name}" that {action_name} does not take')
+        elif name in POINT_FIELDS:
+            fields[name] = _resolve(_point(name, value, notes), name, frame)
+        elif name in NUMBER_FIELDS:
+            fields[name] = _number(name, value)
+        elif name == "status" and isinstance(value, str):
+            fields[name] = value.strip().lower()
+        else:
+            fields[name] = value
+    return fields
+
+
+def _keys(value: Any) -> list[str]:
+    if isinstance(value, str):
+        # "ctrl+c" and "ctrl c" both mean a chord.
+        return [part for part in re.split(r"[+\s]+", value.strip()) if part] or [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise ActionParseError('"keys" must be a list of key names, e.g. ["ctrl", "c"]')
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ActionParseError(f'"{name}" must be a number, got {json.dumps(value)}')
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise ActionParseError(f'"{name}" must be a number, got {json.dumps(value, ensure_ascii=False)}')
+
+
+def _point(name: str, value: Any, notes: list[str]) -> tuple[float, float]:
+    """[x, y]; also "x, y" strings, numbers as strings, and [x1, y1, x2, y2] boxes (centre)."""
+    numbers: list[Any]
+    if isinstance(value, dict) and "x" in value and "y" in value:
+        numbers = [value["x"], value["y"]]
+    elif isinstance(value, str):
+        numbers = NUMBER.findall(value)
+        if not numbers:
+            raise ActionParseError(
+                f'"{name}" must be [x, y] in screenshot pixels, got {json.dumps(value, ensure_ascii=False)}'
+            )
+    elif isinstance(value, (list, tuple)):
+        numbers = list(value)
+        if len(numbers) == 1 and isinstance(numbers[0], (list, tuple)):  # [[x, y]]
+            numbers = list(numbers[0])
+    else:
+        raise ActionParseError(f'"{name}" must be [x, y] in screenshot pixels, got {json.dumps(value)}')
+    values = [_number(name, item) for item in numbers]
+    if len(values) == 2:
+        return values[0], values[1]
+    if len(values) == 4:
+        notes.append(f'"{name}" was a box {values}; used its centre')
+        return (values[0] + values[2]) / 2, (values[1] + values[3]) / 2
+    raise ActionParseError(
+        f'"{name}" must hold two numbers [x, y], got {len(values)}: {json.dumps(value)}'
+    )
+
+
+def _resolve(model_point: tuple[float, float], name: str, frame: Frame) -> Point:
+    try:
+        screen = frame.to_screen(*model_point)
+    except CoordinateError as error:
+        raise ActionParseError(f'"{name}": {error}') from None
+    return Point(model=model_point, screen=screen)
+
+
+def _explain(action_name: str, error: ValidationError) -> str:
+    problems = []
+    for issue in error.errors():
+        location = ".".join(str(part) for part in issue["loc"][1:]) or "arguments"
+        if issue["type"] == "missing":
+            problems.append(f'action "{action_name}" needs "{location}"')
+        elif issue["type"] == "extra_forbidden":
+            problems.append(f'action "{action_name}" does not take "{location}"')
+        else:
+            problems.append(f'"{location}": {issue["msg"]}')
+    return "; ".join(problems)
