@@ -1,0 +1,39 @@
+"""A non-editable install carries the prompt templates: the wheel works outside the checkout."""
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_ships_templates_and_renders_a_prompt_from_a_fresh_venv(tmp_path):
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    wheel = next(tmp_path.glob("qvl_agent-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for template in ("computer_use.json", "mobile_use.json", "system.txt", "user.txt", "retry.txt"):
+        assert f"qvl_agent/templates/{template}" in names
+    assert "qvl_agent/py.typed" in names
+
+    # A fresh venv that sees this interpreter's dependencies but not the checkout.
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    probe = (
+        "import qvl_agent, qvl_agent.prompts as p; from qvl_agent.geometry import Frame, Monitor;"
+        "assert 'site-packages' in qvl_agent.__file__, qvl_agent.__file__;"
+        "t = p.build_prompt('x', 'mobile', Frame.fit(Monitor(width=1080, height=2400))).chat_text();"
+        "assert '1092x2408' in t; print('ok')"
+    )
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
