@@ -1,5 +1,29 @@
 """Models: turn a prompt and a screenshot into response text."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from qvl_agent.models.base import Model, ModelError, Response
 
-__all__ = ["Model", "ModelError", "Response"]
+__all__ = ["Model", "ModelError", "Response", "load_model"]
+
+SCRIPTED_PREFIX = "scripted:"
+LOCAL_PREFIX = "local:"
+
+
+def load_model(spec: str, **options: Any) -> Model:
+    """The model ``spec`` names.
+
+    * ``scripted:FILE.jsonl``: replays recorded answers; ``options`` (generation settings
+      meant for a real model) do not apply to it and are ignored;
+    * ``[local:]HUB_ID_OR_DIR``: a Qwen2.5-VL checkpoint run with transformers;
+      ``options`` go to :class:`~qvl_agent.models.local.LocalModel`.
+    """
+    if spec.startswith(SCRIPTED_PREFIX):
+        from qvl_agent.models.scripted import ScriptedModel
+
+        return ScriptedModel.from_file(spec[len(SCRIPTED_PREFIX) :])
+    from qvl_agent.models.local import LocalModel
+
+    return LocalModel(spec.removeprefix(LOCAL_PREFIX), **options)

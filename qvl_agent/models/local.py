@@ -1,0 +1,291 @@
+"""The local backend: a Qwen2.5-VL checkpoint run with transformers on this machine.
+
+Processing is done here rather than by ``Qwen2_5_VLProcessor``, which in transformers 5
+insists on a video processor that needs torchvision: the tokenizer encodes
+``Prompt.chat_text()`` with the single ``<|image_pad|>`` expanded to one pad per merged
+2x2 patch, and the image processor (its Pillow backend loads without torchvision) turns
+the screenshot into patches *without resizing it*: the agent has already resized it to
+the frame's size, and the coordinates the model answers in refer to exactly that size.
+
+torch and transformers are imported only when a LocalModel is built, so that
+``import qvl_agent`` stays light and works without the ``local`` extra.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qvl_agent.models.base import ModelError, Response
+from qvl_agent.prompts import VISION_PLACEHOLDER
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from qvl_agent.prompts import Prompt
+
+IMAGE_PAD = "<|image_pad|>"
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+# "org/name" or "name", as the Hub spells repository ids.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+_DTYPES = {
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+}
+
+
+def _import_backend() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as error:
+        raise ModelError(
+            f"the local model backend needs torch and transformers ({error.name} is missing): "
+            "pip install 'qvl-agent[local]'"
+        ) from None
+    _check_transformers_version(transformers.__version__)
+    return torch, transformers
+
+
+def _check_transformers_version(version: str) -> None:
+    from packaging.version import Version
+
+    # These releases give still images the video position ids: grounding silently shifts.
+    if Version("5.4.0") <= Version(version) < Version("5.5.4"):
+        raise ModelError(
+            f"transformers {version} mis-positions image tokens (get_rope_index bug, fixed in "
+            "5.5.4): pip install 'transformers>=5.5.4,<6'"
+        )
+
+
+class LocalModel:
+    """Qwen2.5-VL from the Hugging Face cache or a local directory, greedy by default.
+
+    ``random_weights=True`` reads only the config, tokenizer and image processor from
+    ``model_id_or_path`` and initialises the weights randomly on the device: the real
+    architecture's cost without its weights (see ``checkpoint.build_random_checkpoint``).
+    """
+
+    def __init__(
+        self,
+        model_id_or_path: str | Path = DEFAULT_MODEL,
+        device: str | None = None,
+        dtype: str | Any | None = None,
+        max_new_tokens: int = 256,
+        attn_implementation: str | None = None,
+        do_sample: bool = False,
+        random_weights: bool = False,
+    ) -> None:
+        torch, transformers = _import_backend()
+        self._torch = torch
+        source = _resolve_source(str(model_id_or_path))
+        self.name = f"local:{model_id_or_path}"
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = _choose_dtype(torch, dtype, self.device)
+        self.attn_implementation = attn_implementation or _choose_attention(torch, self)
+        self.max_new_tokens = max_new_tokens
+        self.do_sample = do_sample
+
+        config = _load(source, transformers.AutoConfig.from_pretrained, "config")
+        if getattr(config, "model_type", None) != "qwen2_5_vl":
+            raise ModelError(
+                f"{source} is a {getattr(config, 'model_type', 'unknown')!r} model; "
+                "the local backend runs Qwen2.5-VL checkpoints (model_type 'qwen2_5_vl')"
+            )
+        self.tokenizer = _load(source, transformers.AutoTokenizer.from_pretrained, "tokenizer")
+        self.image_processor = _load(
+            source, transformers.AutoImageProcessor.from_pretrained, "image processor"
+        )
+        self.merge_size = int(self.image_processor.merge_size)
+        self.factor = int(self.image_processor.patch_size) * self.merge_size
+        self.stop_ids = [self.tokenizer.convert_tokens_to_ids(token) for token in STOP_TOKENS]
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.tokenizer.convert_tokens_to_ids(IMAGE_PAD) != config.image_token_id:
+            raise ModelError(
+                f"{source}: the tokenizer's {IMAGE_PAD} id differs from the config's "
+                f"image_token_id {config.image_token_id}; the checkpoint is inconsistent"
+            )
+
+        model_class = transformers.Qwen2_5_VLForConditionalGeneration
+        if random_weights:
+            with self.device:
+                self.model = model_class._from_config(
+                    config, dtype=self.dtype, attn_implementation=self.attn_implementation
+                )
+            self.model.generation_config = _load(
+                source, transformers.GenerationConfig.from_pretrained, "generation config"
+            )
+        else:
+            self.model = _load(
+                source,
+                model_class.from_pretrained,
+                "weights",
+                dtype=self.dtype,
+                attn_implementation=self.attn_implementation,
+                device_map=str(self.device),
+            )
+        self.model.eval()
+
+    def respond(self, prompt: Prompt, image: Image.Image) -> Response:
+        torch = self._torch
+        started = time.perf_counter()
+        inputs = self._encode(prompt, image)
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        preprocessed = time.perf_counter()
+
+        clock = _FirstTokenClock(self.device)
+        options: dict[str, Any] = {"do_sample": self.do_sample}
+        if not self.do_sample:
+            # Unset the checkpoint's sampling knobs so greedy decoding does not warn about them.
+            options.update(temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=self.max_new_tokens,
+                eos_token_id=self.stop_ids,
+                pad_token_id=self.pad_id,
+                logits_processor=[clock],
+                **options,
+            )
+        _synchronize(torch, self.device)
+        finished = time.perf_counter()
+
+        generated = output[0, prompt_tokens:].tolist()
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        timings = {
+            "preprocess": (preprocessed - started) * 1000,
+            "generate": (finished - preprocessed) * 1000,
+        }
+        if clock.first_token_at is not None:
+            # Prefill = vision encoder + prompt forward pass; decode = every later token.
+            timings["prefill"] = (clock.first_token_at - preprocessed) * 1000
+            timings["decode"] = (finished - clock.first_token_at) * 1000
+        return Response(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            generated_tokens=len(generated),
+            timings=timings,
+        )
+
+    def _encode(self, prompt: Prompt, image: Image.Image) -> dict[str, Any]:
+        """Token ids with the image pads expanded, plus the image's patches, on the device."""
+        width, height = image.size
+        if width % self.factor or height % self.factor:
+            raise ModelError(
+                f"the screenshot is {width}x{height}, but both sides must be multiples of "
+                f"{self.factor}: resize it to its Frame's resized size (geometry.smart_resize) "
+                "before calling respond()"
+            )
+        text = prompt.chat_text()
+        if text.count(VISION_PLACEHOLDER) != 1:
+            raise ModelError(
+                f"the prompt must hold exactly one image placeholder, it holds "
+                f"{text.count(VISION_PLACEHOLDER)}"
+            )
+        # do_resize=False: the image already has the size the model's coordinates refer to.
+        vision = self.image_processor(
+            images=[image.convert("RGB")], do_resize=False, return_tensors="pt"
+        )
+        pads = int(vision["image_grid_thw"].prod()) // self.merge_size**2
+        # The same expansion Qwen2_5_VLProcessor does: one pad per merged 2x2 patch.
+        text = text.replace(IMAGE_PAD, IMAGE_PAD * pads)
+        encoded = self.tokenizer(text, return_tensors="pt")
+        return {
+            "input_ids": encoded["input_ids"].to(self.device),
+            "attention_mask": encoded["attention_mask"].to(self.device),
+            "pixel_values": vision["pixel_values"].to(self.device, self.dtype),
+            "image_grid_thw": vision["image_grid_thw"].to(self.device),
+        }
+
+
+class _FirstTokenClock:
+    """A logits processor that notes when the first token's logits exist (end of prefill)."""
+
+    def __init__(self, device: Any) -> None:
+        self.device = device
+        self.first_token_at: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.first_token_at is None:
+            import torch
+
+            _synchronize(torch, self.device)
+            self.first_token_at = time.perf_counter()
+        return scores
+
+
+def _synchronize(torch: Any, device: Any) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _resolve_source(model_id_or_path: str) -> str:
+    """A local checkpoint directory, or a Hub id; anything else is a clear error."""
+    path = Path(model_id_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(
+                f"{path} is not a model checkpoint directory (it has no config.json); pass the "
+                "directory that holds config.json and the *.safetensors files"
+            )
+        return str(path)
+    if (
+        path.is_absolute()
+        or model_id_or_path.startswith((".", "~"))
+        or not _HUB_ID.match(model_id_or_path)
+    ):
+        raise ModelError(
+            f"model directory not found: {model_id_or_path}; pass an existing checkpoint "
+            f"directory or a Hugging Face model id such as {DEFAULT_MODEL}"
+        )
+    return model_id_or_path
+
+
+def _load(source: str, loader: Any, what: str, **options: Any) -> Any:
+    """Call a ``from_pretrained`` and turn "not there" into a ModelError that says what to do."""
+    try:
+        return loader(source, **options)
+    except OSError as error:
+        if Path(source).exists():
+            raise ModelError(f"could not load the {what} from {source}: {error}") from None
+        raise ModelError(
+            f"model {source!r} is neither a local directory nor in the local Hugging Face cache, "
+            f"and could not be downloaded ({what}: {str(error).splitlines()[0]}). Download it "
+            f"where there is a network with `huggingface-cli download {source}` "
+            f"(or `hf download {source}`), or pass a local checkpoint directory"
+        ) from None
+
+
+def _choose_dtype(torch: Any, dtype: Any, device: Any) -> Any:
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32  # CPUs are slow at half precision
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _DTYPES.get(str(dtype).lower().removeprefix("torch."))
+    if name is None:
+        raise ModelError(f"unknown dtype {dtype!r}; use one of bfloat16, float16, float32")
+    return getattr(torch, name)
+
+
+def _choose_attention(torch: Any, model: LocalModel) -> str:
+    """flash_attention_2 where it can run (CUDA, half precision, package installed), else sdpa."""
+    if model.device.type == "cuda" and model.dtype in (torch.float16, torch.bfloat16):
+        try:
+            import flash_attn  # noqa: F401
+        except ImportError:
+            return "sdpa"
+        return "flash_attention_2"
+    return "sdpa"
