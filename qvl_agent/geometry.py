@@ -55,8 +55,8 @@ def smart_resize(
 ) -> tuple[int, int]:
     """Return ``(height, width)`` as Qwen2.5-VL's image processor resizes an image.
 
-    Same arithmetic as transformers' ``Qwen2VLImageProcessor`` (note the order:
-    height first). Both sides become multiples of ``factor`` and the area lands
+    The same result as transformers' ``Qwen2VLImageProcessor`` for every size (note the
+    order: height first); tests compare the two. Both sides become multiples of ``factor`` and the area lands
     within ``[min_pixels, max_pixels]``.
     """
     if height <= 0 or width <= 0:
@@ -66,8 +66,10 @@ def smart_resize(
             f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, "
             f"got {max(height, width) / min(height, width)}"
         )
-    h_bar = max(factor, _round_by_factor(height, factor))
-    w_bar = max(factor, _round_by_factor(width, factor))
+    # No max(factor, ...) here: transformers lets a side under factor/2 round to 0 and then
+    # scales up to min_pixels, and the model saw images resized exactly that way.
+    h_bar = _round_by_factor(height, factor)
+    w_bar = _round_by_factor(width, factor)
     if h_bar * w_bar > max_pixels:
         beta = math.sqrt((height * width) / max_pixels)
         h_bar = max(factor, _floor_by_factor(height / beta, factor))

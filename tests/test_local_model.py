@@ -265,14 +265,14 @@ PIXEL_SETTINGS = [
 
 
 def _sizes() -> list[tuple[int, int]]:
-    """Odd, tiny, huge and extreme-aspect sizes (up to 1:199), every side above 14 px."""
-    sides = [15, 27, 28, 29, 41, 42, 55, 56, 57, 100, 333, 719, 720, 721, 1079, 1080]
+    """Odd, tiny, huge and extreme-aspect sizes (up to 1:199), down to one pixel."""
+    sides = [1, 2, 7, 13, 14, 15, 27, 28, 29, 41, 42, 55, 56, 57, 100, 333, 719, 720, 721, 1079, 1080]
     sides += [1081, 1280, 1920, 2400, 2560, 3840, 4320, 7680, 20000]
     sizes = {(h, w) for h in sides for w in sides}
     rng = random.Random(7)
     sizes |= {(rng.randint(15, 12000), rng.randint(15, 12000)) for _ in range(400)}
     for ratio in (199, 198.5, 150, 100, 50, 3.7):
-        for short in (15, 20, 28, 30, 50, 100, 1000):
+        for short in (1, 10, 14, 15, 20, 28, 30, 50, 100, 1000):
             sizes |= {(short, int(short * ratio)), (int(short * ratio), short)}
     return sorted(sizes)
 
@@ -292,17 +292,3 @@ def test_smart_resize_matches_transformers(min_pixels, max_pixels):
         assert ours == theirs, (height, width)
     # Beyond 1:200 both refuse.
     assert _either(smart_resize, 10, 2010) == _either(hf_smart_resize, 10, 2010) == "rejected"
-
-
-@pytest.mark.xfail(
-    reason="a side of 14 px or less: transformers 5.x rounds it to 0 and rescales the whole "
-    "image to min_pixels; qvl_agent.geometry keeps it at one 28-px unit like qwen-vl-utils",
-    strict=False,
-)
-def test_smart_resize_matches_transformers_below_one_patch():
-    mismatches = [
-        (height, width)
-        for height, width in [(13, 1920), (2400, 14), (1, 199), (10, 1000)]
-        if _either(smart_resize, height, width) != _either(hf_smart_resize, height, width)
-    ]
-    assert not mismatches
