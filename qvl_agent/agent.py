@@ -18,6 +18,7 @@ from qvl_agent.actions import Answer, Terminate, is_final, tool_call_json
 from qvl_agent.devices.base import CaptureError, Device, DeviceError
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, model_view
 from qvl_agent.guard import Budget, Confirm, Guard
+from qvl_agent.imaging import resizer_name
 from qvl_agent.models.base import Model, ModelError
 from qvl_agent.parsing import ActionParseError, Parsed, parse
 from qvl_agent.prompts import Prompt, build_prompt
@@ -229,7 +230,7 @@ class Agent:
             model=self.model.name,
             device=self.device.name,
             space=self.device.space,
-            config=self.config.model_dump(),
+            config={**self.config.model_dump(), "resizer": resizer_name()},
             versions=software_versions(),
         )
 

@@ -164,9 +164,11 @@ def _clamp(value: int, size: int) -> int:
 def model_view(image: Image.Image, frame: Frame) -> Image.Image:
     """The screenshot at the size the model sees, resized once, up front.
 
-    Bicubic, as transformers' Qwen2-VL image processor resizes; handing the processor an
-    image that is already at its target size means it does not resize again.
+    Handing the model an image already at its target size means its processor does not
+    resize again (see :mod:`qvl_agent.imaging` for how the resize is done).
     """
+    from qvl_agent.imaging import resize_bicubic
+
     if image.size != frame.screen_size:
         raise ValueError(
             f"screenshot is {image.size[0]}x{image.size[1]} but the frame's monitor is "
@@ -174,6 +176,4 @@ def model_view(image: Image.Image, frame: Frame) -> Image.Image:
         )
     if image.mode != "RGB":
         image = image.convert("RGB")
-    if image.size == frame.resized_size:
-        return image
-    return image.resize(frame.resized_size, Image.Resampling.BICUBIC)
+    return resize_bicubic(image, frame.resized_size)

@@ -10,8 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight Qwen2.5-VL checkpoint directory (config, safetensors, tokenizer)."""
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
+    # No importorskip: the test extra installs torch, and a broken install must fail loudly.
     from qvl_agent.models.checkpoint import build_random_checkpoint
 
     return build_random_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny", size="tiny")

@@ -1,0 +1,65 @@
+"""The fast image path gives the model what the stock path would, in a fraction of the time."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from qvl_agent.geometry import Frame, Monitor, model_view
+from qvl_agent.imaging import resize_bicubic, resizer_name
+from qvl_agent.models.local import LocalModel
+from qvl_agent.models.vision_input import patchify
+from qvl_agent.prompts import build_prompt
+
+
+def screen_like(width: int, height: int, seed: int = 0) -> Image.Image:
+    """Flat blocks with sharp edges, like a UI, plus some noise."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (height // 20 + 1, width // 20 + 1, 3), dtype=np.uint8)
+    pixels = np.repeat(np.repeat(blocks, 20, axis=0), 20, axis=1)[:height, :width]
+    noise = rng.integers(-8, 9, pixels.shape)
+    return Image.fromarray(np.clip(pixels.astype(int) + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("width", "height"), [(1316, 728), (1092, 2408), (56, 28), (28, 56)])
+def test_patchify_equals_the_stock_image_processor(tiny_local_model, width, height):
+    image = screen_like(width, height)
+    processor = tiny_local_model.image_processor
+    stock = processor(images=[image], do_resize=False, return_tensors="pt")
+    pixel_values, grid = patchify(
+        image, mean=list(processor.image_mean), std=list(processor.image_std), patch_size=14,
+        merge_size=2, temporal_patch_size=2, device="cpu", dtype=torch.float32,
+    )
+    assert grid.tolist() == stock["image_grid_thw"].tolist()
+    assert pixel_values.shape == stock["pixel_values"].shape
+    assert torch.allclose(pixel_values, stock["pixel_values"], atol=1e-5)
+
+
+def test_patchify_rejects_a_size_that_is_not_whole_merge_groups():
+    with pytest.raises(ValueError, match="28-pixel"):
+        patchify(Image.new("RGB", (42, 28)), mean=[0.5] * 3, std=[0.5] * 3, patch_size=14,
+                 merge_size=2, temporal_patch_size=2, device="cpu", dtype=torch.float32)
+
+
+@pytest.mark.parametrize(
+    ("screen", "resized"), [((1920, 1080), (1316, 728)), ((1920, 1080), (1932, 1092)), ((1080, 2400), (1092, 2408))]
+)
+def test_resize_is_within_two_grey_levels_of_pillow_bicubic(screen, resized):
+    assert resizer_name() == "torch-bicubic-aa"  # torch is installed for the tests
+    image = screen_like(*screen)
+    ours = np.asarray(resize_bicubic(image, resized)).astype(int)
+    pillow = np.asarray(image.resize(resized, Image.Resampling.BICUBIC)).astype(int)
+    assert ours.shape == pillow.shape == (resized[1], resized[0], 3)
+    difference = np.abs(ours - pillow)
+    assert difference.max() <= 2 and difference.mean() < 0.05
+
+
+def test_fast_and_stock_preprocessing_give_the_same_answer(tiny_checkpoint):
+    frame = Frame.fit(Monitor(width=1366, height=768), max_pixels=1280 * 28 * 28)
+    image = model_view(screen_like(1366, 768, seed=3), frame)
+    prompt = build_prompt("Click the OK button", "computer", frame)
+    fast = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=10)
+    stock = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=10, fast_preprocess=False)
+    answer = fast.respond(prompt, image)
+    assert answer.text == stock.respond(prompt, image).text
+    assert answer.prompt_tokens == stock.respond(prompt, image).prompt_tokens
