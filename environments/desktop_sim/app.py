@@ -114,12 +114,15 @@ class SandboxApp:
         self.entry_var.trace_add("write", lambda *_: self._schedule_write())
         self.entry = tk.Entry(left, textvariable=self.entry_var, width=32)
         self.entry.pack(anchor="w", ipady=8, pady=(4, 24))
+        # Tk's Ctrl+A moves to the line start (emacs style); users expect select-all.
+        self.entry.bind("<Control-a>", lambda _e: (self.entry.select_range(0, "end"), "break")[1])
 
         self.notes_label = tk.Label(left, text="Notes")
         self.notes_label.pack(anchor="w")
         self.text = tk.Text(left, width=36, height=6, undo=False)
         self.text.pack(anchor="w", pady=(4, 0))
         self.text.bind("<<Modified>>", self._on_text_modified)
+        self.text.bind("<Control-a>", lambda _e: (self.text.tag_add("sel", "1.0", "end"), "break")[1])
 
         self.list_label = tk.Label(right, text="Items")
         self.list_label.pack(anchor="w")

@@ -1,0 +1,236 @@
+"""The desktop: mss screenshots of one monitor, pyautogui input, xdotool for typing on X11.
+
+Facts this module is built on (see shared/reference/devices.md):
+
+* pyautogui opens its X display at import time, so it is imported only after the display
+  is known to be reachable; a missing display is a DeviceError, not a KeyError.
+* ``pyautogui.write`` drops non-ASCII characters and types ``<`` as ``>`` under X11, so
+  text goes through ``xdotool type`` (argument list, ``--`` before the text; no shell),
+  which types any character exactly.
+* pyautogui silently ignores key names it does not know: we check every key first.
+* The fail-safe stays on (a human slams the pointer into a corner to stop the agent). It
+  fires when the pointer *sits* on a corner pixel before a call, so the agent never moves
+  the pointer onto one itself: a target on an exact corner is moved one pixel inward.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+from PIL import Image
+
+from qvl_agent.actions import (
+    Action, Answer, DoubleClick, Key, LeftClick, LeftClickDrag, MiddleClick, MouseMove, Point,
+    RightClick, Scroll, Terminate, TypeText, Wait,
+)
+from qvl_agent.devices.base import CaptureError, DeviceError, Observation
+from qvl_agent.geometry import Monitor
+
+# One wheel notch per this many "pixels" of a scroll action (a notch scrolls ~3 lines).
+PIXELS_PER_NOTCH = 50
+DRAG_SECONDS = 0.3
+XDOTOOL_DELAY_MS = 8  # per character; 0 lets X drop remapped unicode keys
+
+# Model key names -> pyautogui key names.
+KEY_ALIASES = {
+    "return": "enter", "escape": "esc", "control": "ctrl", "cmd": "win", "command": "win",
+    "super": "win", "meta": "win", "windows": "win", "option": "alt", "del": "delete",
+    "page_down": "pagedown", "pgdn": "pagedown", "page_up": "pageup", "pgup": "pageup",
+    "arrowup": "up", "arrowdown": "down", "arrowleft": "left", "arrowright": "right",
+    "back_space": "backspace", "spacebar": "space", " ": "space", "caps_lock": "capslock",
+    "print_screen": "printscreen", "prtsc": "printscreen", "ins": "insert",
+}
+
+
+class DesktopDevice:
+    """Monitor ``monitor`` (1 = the first) of this machine's display."""
+
+    space = "computer"
+
+    def __init__(self, monitor: int = 1, display: str | None = None) -> None:
+        self.display = _reachable_display(display)
+        self._gui = _bind_pyautogui(self.display)
+        import mss
+
+        make = getattr(mss, "MSS", None) or mss.mss
+        kwargs = {"display": self.display} if self.display else {}
+        try:
+            self._grabber = make(**kwargs)
+        except Exception as error:  # mss raises its own ScreenShotError and OSErrors
+            raise DeviceError(f"cannot open the screen for capture: {error}") from None
+        monitors = self._grabber.monitors[1:]
+        if not 1 <= monitor <= len(monitors):
+            self._grabber.close()
+            raise DeviceError(
+                f"monitor {monitor} does not exist; this display has {len(monitors)}: "
+                + ", ".join(f"{i}={m['width']}x{m['height']}+{m['left']}+{m['top']}"
+                            for i, m in enumerate(monitors, start=1))
+            )
+        found = monitors[monitor - 1]
+        self._region = {key: found[key] for key in ("left", "top", "width", "height")}
+        self.monitor = Monitor(**self._region)
+        self.name = f"desktop:{self.display or 'local'}:{monitor}"
+
+    # -- seeing ----------------------------------------------------------------------------
+
+    def screenshot(self) -> Observation:
+        started = time.perf_counter()
+        try:
+            shot = self._grabber.grab(self._region)
+        except Exception as error:
+            raise CaptureError(f"screen capture failed: {error}") from None
+        if shot.size != (self.monitor.width, self.monitor.height):
+            raise CaptureError(
+                f"screen capture returned {shot.size[0]}x{shot.size[1]}, expected "
+                f"{self.monitor.width}x{self.monitor.height}"
+            )
+        # BGRA bytes -> RGB (the alpha byte is undefined and dropped).
+        image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+        return Observation(image=image, monitor=self.monitor,
+                           capture_ms=(time.perf_counter() - started) * 1000)
+
+    # -- acting ----------------------------------------------------------------------------
+
+    def execute(self, action: Action) -> None:
+        gui = self._gui
+        try:
+            if isinstance(action, (LeftClick, RightClick, MiddleClick, DoubleClick)):
+                where = self._target(action.coordinate) if action.coordinate else (None, None)
+                if isinstance(action, DoubleClick):
+                    gui.doubleClick(*where)
+                else:
+                    button = {"left_click": "left", "right_click": "right", "middle_click": "middle"}
+                    gui.click(*where, button=button[action.action])
+            elif isinstance(action, MouseMove):
+                gui.moveTo(*self._target(action.coordinate))
+            elif isinstance(action, LeftClickDrag):
+                gui.dragTo(*self._target(action.coordinate), duration=DRAG_SECONDS, button="left")
+            elif isinstance(action, Scroll):
+                where = self._target(action.coordinate) if action.coordinate else (None, None)
+                notches = max(1, round(abs(action.pixels) / PIXELS_PER_NOTCH))
+                gui.scroll(notches if action.pixels > 0 else -notches, *where)
+            elif isinstance(action, Key):
+                keys = [self._key_name(key) for key in action.keys]
+                gui.hotkey(*keys)
+            elif isinstance(action, TypeText):
+                self._type(action.text)
+            elif isinstance(action, Wait):
+                time.sleep(action.time)
+            elif isinstance(action, (Terminate, Answer)):
+                pass
+            else:
+                raise DeviceError(f"the desktop cannot perform {action.action!r} (a phone action)")
+        except gui.FailSafeException:
+            raise DeviceError(
+                "fail-safe triggered: the pointer was moved to a screen corner; run stopped"
+            ) from None
+
+    def _target(self, point: Point) -> tuple[int, int]:
+        """The absolute pixel to act on: on this monitor, never an exact screen corner."""
+        if point.screen is None:
+            raise DeviceError("the action's coordinate was not resolved to the screen")
+        x, y = point.screen
+        m = self.monitor
+        if not (m.left <= x < m.left + m.width and m.top <= y < m.top + m.height):
+            raise DeviceError(
+                f"({x}, {y}) is outside monitor {m.width}x{m.height}+{m.left}+{m.top}; not clicked"
+            )
+        width, height = self._gui.size()
+        x = min(max(x, 1), width - 2) if (x in (0, width - 1) and y in (0, height - 1)) else x
+        return x, y
+
+    def _key_name(self, key: str) -> str:
+        name = key.strip()
+        lowered = name.lower()
+        name = KEY_ALIASES.get(lowered, lowered if len(name) > 1 else name)
+        if not self._gui.isValidKey(name) or not _x11_key_exists(self._gui, name):
+            raise DeviceError(f"unknown key {key!r}; use names like enter, esc, ctrl, alt, shift, tab, f5, a")
+        return name
+
+    def _type(self, text: str) -> None:
+        if not text:
+            return
+        if sys.platform.startswith("linux"):
+            xdotool = shutil.which("xdotool")
+            if xdotool is None:
+                raise DeviceError(
+                    "typing needs xdotool on X11 (pyautogui drops non-ASCII and mistypes '<'): "
+                    "apt-get install xdotool"
+                )
+            env = {**os.environ, "DISPLAY": self.display} if self.display else None
+            # An argument list and "--": the text is data, never parsed by a shell or as options.
+            result = subprocess.run(
+                [xdotool, "type", "--delay", str(XDOTOOL_DELAY_MS), "--", text],
+                env=env, capture_output=True, text=True, timeout=60 + len(text) * 0.05,
+            )
+            if result.returncode != 0:
+                raise DeviceError(f"xdotool type failed: {result.stderr.strip()}")
+            return
+        if not text.isascii():
+            raise DeviceError("typing non-ASCII text is supported on X11 (xdotool) only")
+        self._gui.write(text)
+
+    def close(self) -> None:
+        self._grabber.close()
+
+
+def _reachable_display(display: str | None) -> str | None:
+    """The X display to use, checked to accept connections; None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return display
+    name = display or os.environ.get("DISPLAY")
+    if not name:
+        raise DeviceError(
+            "no X display: DISPLAY is not set. Run inside a desktop session, or start a "
+            "virtual one (apt-get install xvfb; Xvfb :99 -screen 0 1920x1080x24 &; export DISPLAY=:99)"
+        )
+    try:
+        from Xlib.display import Display
+
+        Display(name).close()
+    except Exception as error:  # Xlib has several connection error types
+        raise DeviceError(f"cannot connect to X display {name}: {error}") from None
+    return name
+
+
+def _bind_pyautogui(display: str | None) -> Any:
+    """Import pyautogui for ``display`` (it connects at import) and point it there."""
+    if display:
+        os.environ["DISPLAY"] = display
+    _ensure_xauthority()
+    import pyautogui
+
+    pyautogui.PAUSE = 0  # its default sleeps 0.1 s after every call
+    pyautogui.FAILSAFE = True
+    if sys.platform.startswith("linux") and display:
+        from pyautogui import _pyautogui_x11 as x11
+        from Xlib.display import Display
+
+        if x11._display.get_display_name() != display:
+            # pyautogui keeps the display it met at import; a new one (another Xvfb) needs a
+            # new connection and new fail-safe corners.
+            x11._display = Display(display)
+    width, height = pyautogui.size()
+    pyautogui.FAILSAFE_POINTS = [(0, 0), (0, height - 1), (width - 1, 0), (width - 1, height - 1)]
+    return pyautogui
+
+
+def _x11_key_exists(gui: Any, name: str) -> bool:
+    """pyautogui lists keys X11 has no keysym for (volumeup, command, ...) and ignores them."""
+    if not sys.platform.startswith("linux"):
+        return True
+    from pyautogui import _pyautogui_x11 as x11
+
+    return bool(x11.keyboardMapping.get(name))
+
+
+def _ensure_xauthority() -> None:
+    # The Xlib that pyautogui uses wants the file to exist, even empty.
+    path = os.environ.get("XAUTHORITY") or os.path.expanduser("~/.Xauthority")
+    if not os.path.exists(path):
+        open(path, "a").close()
