@@ -31,7 +31,7 @@ class VirtualDisplay:
     def start(self, timeout: float = 10.0) -> VirtualDisplay:
         if shutil.which("Xvfb") is None:
             raise XvfbError(
-                "Xvfb is not installed; on Debian/Ubuntu: apt-get install -y xvfb xdotool xclip"
+                "Xvfb is not installed; on Debian/Ubuntu: apt-get install -y xvfb"
             )
         _ensure_xauthority()
         for number in range(90, 200):

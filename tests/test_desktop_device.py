@@ -142,3 +142,11 @@ def test_no_display_is_a_clear_error(display):
 def test_a_missing_monitor_lists_the_ones_there(sandbox):
     with pytest.raises(DeviceError, match="monitor 2 does not exist"):
         DesktopDevice(monitor=2, display=sandbox.display)
+
+
+def test_text_with_more_unusual_characters_than_spare_keycodes(sandbox, device):
+    # ~40 distinct characters outside the keymap: typed in chunks of spare keycodes.
+    text = "Zürich → 東京, São Paulo; Ελληνικά и русский язык — ½ € ß ñ ø å æ œ ĳ ŧ ð þ"
+    device.execute(LeftClick(coordinate=at(*sandbox.centre("text"))))
+    device.execute(TypeText(text=text))
+    sandbox.wait_until(lambda s: s["text"] == text, timeout=15, what="the multilingual text")

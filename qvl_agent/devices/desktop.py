@@ -1,12 +1,12 @@
-"""The desktop: mss screenshots of one monitor, pyautogui input, xdotool for typing on X11.
+"""The desktop: mss screenshots of one monitor, pyautogui input, XTEST typing on X11.
 
 Facts this module is built on (see shared/reference/devices.md):
 
 * pyautogui opens its X display at import time, so it is imported only after the display
   is known to be reachable; a missing display is a DeviceError, not a KeyError.
-* ``pyautogui.write`` drops non-ASCII characters and types ``<`` as ``>`` under X11, so
-  text goes through ``xdotool type`` (argument list, ``--`` before the text; no shell),
-  which types any character exactly.
+* ``pyautogui.write`` drops non-ASCII characters and types ``<`` as ``>`` under X11, and
+  ``xdotool type`` loses remapped characters in a race with the app; text goes through
+  :mod:`qvl_agent.devices.x11_typing`, which types any character exactly.
 * pyautogui silently ignores key names it does not know: we check every key first.
 * The fail-safe stays on (a human slams the pointer into a corner to stop the agent). It
   fires when the pointer *sits* on a corner pixel before a call, so the agent never moves
@@ -16,8 +16,6 @@ Facts this module is built on (see shared/reference/devices.md):
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import time
 from typing import Any
@@ -29,12 +27,12 @@ from qvl_agent.actions import (
     RightClick, Scroll, Terminate, TypeText, Wait,
 )
 from qvl_agent.devices.base import CaptureError, DeviceError, Observation
+from qvl_agent.devices.x11_typing import X11Typer
 from qvl_agent.geometry import Monitor
 
 # One wheel notch per this many "pixels" of a scroll action (a notch scrolls ~3 lines).
 PIXELS_PER_NOTCH = 50
 DRAG_SECONDS = 0.3
-XDOTOOL_DELAY_MS = 8  # per character; 0 lets X drop remapped unicode keys
 
 # Model key names -> pyautogui key names.
 KEY_ALIASES = {
@@ -74,6 +72,8 @@ class DesktopDevice:
         found = monitors[monitor - 1]
         self._region = {key: found[key] for key in ("left", "top", "width", "height")}
         self.monitor = Monitor(**self._region)
+        # pyautogui.write loses characters on X11; XTEST with our own keymap handling does not.
+        self._typer = X11Typer(self.display) if sys.platform.startswith("linux") and self.display else None
         self.name = f"desktop:{self.display or 'local'}:{monitor}"
 
     # -- seeing ----------------------------------------------------------------------------
@@ -155,28 +155,17 @@ class DesktopDevice:
     def _type(self, text: str) -> None:
         if not text:
             return
-        if sys.platform.startswith("linux"):
-            xdotool = shutil.which("xdotool")
-            if xdotool is None:
-                raise DeviceError(
-                    "typing needs xdotool on X11 (pyautogui drops non-ASCII and mistypes '<'): "
-                    "apt-get install xdotool"
-                )
-            env = {**os.environ, "DISPLAY": self.display} if self.display else None
-            # An argument list and "--": the text is data, never parsed by a shell or as options.
-            result = subprocess.run(
-                [xdotool, "type", "--delay", str(XDOTOOL_DELAY_MS), "--", text],
-                env=env, capture_output=True, text=True, timeout=60 + len(text) * 0.05,
-            )
-            if result.returncode != 0:
-                raise DeviceError(f"xdotool type failed: {result.stderr.strip()}")
+        if self._typer is not None:
+            self._typer.type(text)
             return
         if not text.isascii():
-            raise DeviceError("typing non-ASCII text is supported on X11 (xdotool) only")
+            raise DeviceError("typing non-ASCII text is supported on X11 only")
         self._gui.write(text)
 
     def close(self) -> None:
         self._grabber.close()
+        if self._typer is not None:
+            self._typer.close()
 
 
 def _reachable_display(display: str | None) -> str | None:
