@@ -30,8 +30,29 @@ def resize_bicubic(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     import torch
     import torch.nn.functional as F
 
-    pixels = np.asarray(image)  # H, W, 3, uint8 (a read-only view)
-    tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0)  # channels-last memory
+    pixels = np.array(image)  # H, W, 3, uint8: one writable copy, as torch wants
+    tensor = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)  # channels-last memory: fastest
     width, height = size
-    resized = F.interpolate(tensor, size=(height, width), mode="bicubic", antialias=True)
-    return Image.fromarray(resized[0].permute(1, 2, 0).contiguous().numpy(), "RGB")
+    resized = F.interpolate(tensor, size=(height, width), mode="bicubic", antialias=True)[0]
+    pixels_hwc = resized.permute(1, 2, 0).contiguous()
+    image = Image.fromarray(pixels_hwc.numpy(), "RGB")
+    # Keep the pixels as a tensor too: the local backend patchifies them without going back
+    # through Pillow (a copy of the whole image saved per step). Read-only makes Pillow swap
+    # in a new core image before any drawing, which invalidates the cached tensor.
+    image.readonly = 1
+    image.info[HWC_PIXELS] = (image.im, pixels_hwc)
+    return image
+
+
+HWC_PIXELS = "qvl_agent.hwc_uint8"
+
+
+def hwc_pixels(image: Image.Image):
+    """The image as an (H, W, 3) uint8 torch tensor; free when :func:`resize_bicubic` made it."""
+    import torch
+
+    core, cached = image.info.get(HWC_PIXELS, (None, None))
+    if cached is not None and core is image.im:
+        return cached
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return torch.from_numpy(np.array(rgb))

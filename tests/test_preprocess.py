@@ -63,3 +63,29 @@ def test_fast_and_stock_preprocessing_give_the_same_answer(tiny_checkpoint):
     answer = fast.respond(prompt, image)
     assert answer.text == stock.respond(prompt, image).text
     assert answer.prompt_tokens == stock.respond(prompt, image).prompt_tokens
+
+
+def test_expanding_pad_ids_equals_tokenizing_the_expanded_text(tiny_local_model):
+    frame = Frame.fit(Monitor(width=1366, height=768), max_pixels=1280 * 28 * 28)
+    image = model_view(screen_like(1366, 768), frame)
+    pads = frame.resized_width * frame.resized_height // (28 * 28)
+    # The second prompt reuses the cached system-turn ids.
+    for goal, history in (("Type 'héllo 世界' <here>", ['{"a": 1}']), ("Scroll down", [])):
+        prompt = build_prompt(goal, "computer", frame, history)
+        ids = tiny_local_model.encode(prompt, image)["input_ids"][0].tolist()
+        expanded = prompt.chat_text().replace("<|image_pad|>", "<|image_pad|>" * pads)
+        assert ids == tiny_local_model.tokenizer(expanded)["input_ids"]
+
+
+def test_drawing_on_a_model_view_is_seen_by_the_model(tiny_local_model):
+    """The resize keeps a tensor copy for speed; it must never hide later changes."""
+    from PIL import ImageDraw
+
+    frame = Frame.fit(Monitor(width=1920, height=1080), max_pixels=1280 * 28 * 28)
+    view = model_view(Image.new("RGB", (1920, 1080), (10, 20, 30)), frame)
+    ImageDraw.Draw(view).rectangle((0, 0, 27, 27), fill=(255, 0, 0))
+    processor = tiny_local_model.image_processor
+    ours, _ = patchify(view, mean=list(processor.image_mean), std=list(processor.image_std),
+                       patch_size=14, merge_size=2, temporal_patch_size=2, device="cpu", dtype=torch.float32)
+    stock = processor(images=[view], do_resize=False, return_tensors="pt")["pixel_values"]
+    assert torch.allclose(ours, stock, atol=1e-5)

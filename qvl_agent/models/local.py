@@ -14,6 +14,7 @@ torch and transformers are imported only when a LocalModel is built, so that
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 IMAGE_PAD = "<|image_pad|>"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+SYSTEM_END = "<|im_end|>"
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 
 # "org/name" or "name", as the Hub spells repository ids.
@@ -100,6 +102,11 @@ class LocalModel:
         self.do_sample = do_sample
         # False: the stock image processor (the cookbook path), kept as the benchmark baseline.
         self.fast_preprocess = fast_preprocess
+        # Reused by every step (same screen, same size): see vision_input.patchify.
+        self._pixel_buffer: Any = None
+        self._system_cache: tuple[str | None, Any] = (None, None)
+        # One request at a time: generate() is not re-entrant and the buffer is shared.
+        self._lock = threading.Lock()
 
         config = _load(source, transformers.AutoConfig.from_pretrained, "config")
         if getattr(config, "model_type", None) != "qwen2_5_vl":
@@ -115,7 +122,8 @@ class LocalModel:
         self.factor = int(self.image_processor.patch_size) * self.merge_size
         self.stop_ids = [self.tokenizer.convert_tokens_to_ids(token) for token in STOP_TOKENS]
         self.pad_id = self.tokenizer.pad_token_id
-        if self.tokenizer.convert_tokens_to_ids(IMAGE_PAD) != config.image_token_id:
+        self.image_pad_id = self.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
+        if self.image_pad_id != config.image_token_id:
             raise ModelError(
                 f"{source}: the tokenizer's {IMAGE_PAD} id differs from the config's "
                 f"image_token_id {config.image_token_id}; the checkpoint is inconsistent"
@@ -142,9 +150,13 @@ class LocalModel:
         self.model.eval()
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
+        with self._lock:
+            return self._respond(prompt, image)
+
+    def _respond(self, prompt: Prompt, image: Image.Image) -> Response:
         torch = self._torch
         started = time.perf_counter()
-        inputs = self._encode(prompt, image)
+        inputs = self.encode(prompt, image)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         preprocessed = time.perf_counter()
 
@@ -182,7 +194,7 @@ class LocalModel:
             timings=timings,
         )
 
-    def _encode(self, prompt: Prompt, image: Image.Image) -> dict[str, Any]:
+    def encode(self, prompt: Prompt, image: Image.Image) -> dict[str, Any]:
         """Token ids with the image pads expanded, plus the image's patches, on the device."""
         width, height = image.size
         if width % self.factor or height % self.factor:
@@ -199,21 +211,50 @@ class LocalModel:
             )
         pixel_values, grid = self._pixels(image)
         pads = int(grid.prod()) // self.merge_size**2
-        # The same expansion Qwen2_5_VLProcessor does: one pad per merged 2x2 patch.
-        text = text.replace(IMAGE_PAD, IMAGE_PAD * pads)
-        encoded = self.tokenizer(text, return_tensors="pt")
+        input_ids = self._token_ids(text, pads)
         return {
-            "input_ids": encoded["input_ids"].to(self.device),
-            "attention_mask": encoded["attention_mask"].to(self.device),
+            "input_ids": input_ids.to(self.device),
+            "attention_mask": self._torch.ones_like(input_ids).to(self.device),
             "pixel_values": pixel_values,
             "image_grid_thw": grid,
         }
+
+    def _token_ids(self, text: str, pads: int) -> Any:
+        """The ids of ``text`` with its one image pad repeated ``pads`` times (one per merged
+        2x2 patch, as Qwen2_5_VLProcessor expands it). ``<|image_pad|>`` is an added token,
+        so expanding the ids equals tokenizing the expanded text, without thousands of pads
+        going through the tokenizer."""
+        torch = self._torch
+        ids = torch.cat([self._system_ids(text), self._ids(text[self._system_end(text):])])
+        (where,) = (ids == self.image_pad_id).nonzero(as_tuple=True)
+        if len(where) != 1:
+            raise ModelError(f"the prompt tokenized to {len(where)} image pads, expected 1")
+        at = int(where[0])
+        repeated = torch.full((pads,), self.image_pad_id, dtype=ids.dtype)
+        return torch.cat([ids[:at], repeated, ids[at + 1 :]]).unsqueeze(0)
+
+    def _ids(self, text: str) -> Any:
+        return self.tokenizer(text, return_tensors="pt")["input_ids"][0]
+
+    @staticmethod
+    def _system_end(text: str) -> int:
+        """Where the system turn ends: just after its ``<|im_end|>`` (an added token, so the
+        text splits there exactly as the tokenizer would split it)."""
+        end = text.find(SYSTEM_END)
+        return 0 if end == -1 else end + len(SYSTEM_END)
+
+    def _system_ids(self, text: str) -> Any:
+        """The system turn's ids (~1000 tokens, the same every step), tokenized once."""
+        system = text[: self._system_end(text)]
+        if self._system_cache[0] != system:
+            self._system_cache = (system, self._ids(system))
+        return self._system_cache[1]
 
     def _pixels(self, image: Image.Image) -> tuple[Any, Any]:
         """The vision encoder's input for an image already at the model's size."""
         if self.fast_preprocess:
             processor = self.image_processor
-            return patchify(
+            self._pixel_buffer, grid = patchify(
                 image,
                 mean=list(processor.image_mean),
                 std=list(processor.image_std),
@@ -222,7 +263,9 @@ class LocalModel:
                 temporal_patch_size=int(processor.temporal_patch_size),
                 device=self.device,
                 dtype=self.dtype,
+                out=self._pixel_buffer,
             )
+            return self._pixel_buffer, grid
         # do_resize=False: the image already has the size the model's coordinates refer to.
         vision = self.image_processor(
             images=[image.convert("RGB")], do_resize=False, return_tensors="pt"
