@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from environments.processes import stop_process
+
 
 class XvfbError(RuntimeError):
     pass
@@ -51,14 +53,8 @@ class VirtualDisplay:
         raise XvfbError("could not start Xvfb on any display :90-:199")
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        stop_process(self._process)
+        self._process = None
 
     def __enter__(self) -> VirtualDisplay:
         return self.start()

@@ -71,26 +71,26 @@ class MouseMove(_Action):
     coordinate: Point
 
 
-class LeftClick(_Action):
+class _ButtonClick(_Action):
     """A click; without a coordinate it clicks where the pointer is (the schema allows it)."""
 
+    coordinate: Point | None = None
+
+
+class LeftClick(_ButtonClick):
     action: Literal["left_click"] = "left_click"
-    coordinate: Point | None = None
 
 
-class RightClick(_Action):
+class RightClick(_ButtonClick):
     action: Literal["right_click"] = "right_click"
-    coordinate: Point | None = None
 
 
-class MiddleClick(_Action):
+class MiddleClick(_ButtonClick):
     action: Literal["middle_click"] = "middle_click"
-    coordinate: Point | None = None
 
 
-class DoubleClick(_Action):
+class DoubleClick(_ButtonClick):
     action: Literal["double_click"] = "double_click"
-    coordinate: Point | None = None
 
 
 class LeftClickDrag(_Action):

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from environments.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,14 +45,8 @@ class SandboxProcess:
         return self
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        stop_process(self._process)
+        self._process = None
 
     def __enter__(self) -> SandboxProcess:
         return self.start()
