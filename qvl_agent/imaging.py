@@ -18,7 +18,11 @@ from PIL import Image
 @cache
 def resizer_name() -> str:
     """``torch-bicubic-aa`` or ``pil-bicubic``; recorded with each run."""
-    return "torch-bicubic-aa" if importlib.util.find_spec("torch") is not None else "pil-bicubic"
+    try:
+        available = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or deliberately blocked torch
+        available = False
+    return "torch-bicubic-aa" if available else "pil-bicubic"
 
 
 def resize_bicubic(image: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -37,3 +37,27 @@ def test_wheel_ships_templates_and_renders_a_prompt_from_a_fresh_venv(tmp_path):
     )
     result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_light_core_runs_without_torch_or_transformers(tmp_path):
+    """`pip install qvl-agent` without the local extra: the CLI, parser and loop still work."""
+    probe = (
+        "import sys\n"
+        "for name in ('torch', 'transformers', 'accelerate'):\n"
+        "    sys.modules[name] = None  # import raises ImportError, as when not installed\n"
+        "from qvl_agent.cli import main\n"
+        "from qvl_agent.imaging import resizer_name\n"
+        "assert resizer_name() == 'pil-bicubic', resizer_name()\n"
+        "sys.stdin = __import__('io').StringIO('<tool_call>{\"name\": \"computer_use\", \"arguments\": {\"action\": \"left_click\", \"coordinate\": [658, 364]}}</tool_call>')\n"
+        "code = main(['parse', '--screen', '1920x1080', '--max-pixels', '1003520'])\n"
+        "from qvl_agent.models import ModelError, load_model\n"
+        "try:\n"
+        "    load_model('Qwen/Qwen2.5-VL-3B-Instruct')\n"
+        "except ModelError as error:\n"
+        "    print('model error:', error)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert '"screen_coordinate": [960, 540]' in result.stdout
+    assert "pip install 'qvl-agent[local]'" in result.stdout
