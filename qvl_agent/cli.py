@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="let the model operate a device until the goal is done")
     run.add_argument("goal", help='what to do, e.g. "Open the settings dialog and enable dark mode"')
-    run.add_argument("--device", default="desktop", help="desktop (default) or image:FILE")
+    run.add_argument("--device", default="desktop",
+                     help="desktop (default), android, android:SERIAL or image:FILE")
     run.add_argument("--monitor", type=int, default=1, help="desktop monitor number (1 = first)")
     run.add_argument(
         "--model", default=DEFAULT_MODEL,
@@ -55,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--record", default=None,
                      help="run directory to write (default runs/<time>-<goal>)")
     run.set_defaults(handler=_run)
+
+    devices = commands.add_parser("devices", help="list the Android devices adb sees")
+    devices.set_defaults(handler=_devices)
 
     parse = commands.add_parser(
         "parse", help="read a model answer on stdin and print the action it would perform"
@@ -95,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         settle_seconds=args.settle,
     )
     try:
-        device = open_device(args.device, monitor=args.monitor)
+        device = open_device(args.device, monitor=args.monitor,
+                             choose=_ask_which if sys.stdin.isatty() else None)
     except DeviceError as error:
         raise CliError(str(error)) from None
     try:
@@ -132,6 +137,37 @@ def _print_step(step) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def _ask_which(serials: list[str]) -> str:
+    for number, serial in enumerate(serials, start=1):
+        print(f"  {number}. {serial}", file=sys.stderr)
+    answer = input(f"which device? [1-{len(serials)}] ").strip()
+    if not answer.isdigit() or not 1 <= int(answer) <= len(serials):
+        raise CliError(f"no device chosen ({answer!r})")
+    return serials[int(answer) - 1]
+
+
+# -- devices ----------------------------------------------------------------------------
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from qvl_agent.devices import DeviceError
+    from qvl_agent.devices.android import adb_client, list_devices, screen_size
+
+    client = adb_client()
+    try:
+        devices = list_devices(client)
+    except DeviceError as error:
+        raise CliError(str(error)) from None
+    if not devices:
+        print("no Android devices (adb devices lists none)")
+        return 0
+    print(f"{'serial':<24} {'state':<13} {'model':<20} screen")
+    for info in devices:
+        size = screen_size(client, info["serial"]) if info["state"] == "device" else "-"
+        print(f"{info['serial']:<24} {info['state']:<13} {info.get('model', '-'):<20} {size}")
+    return 0
 
 
 # -- parse ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -68,6 +69,16 @@ def list_devices(client: Any) -> list[dict[str, str]]:
     except Exception as error:
         raise DeviceError(f"cannot reach the adb server: {error} (is `adb start-server` running?)") from None
     return [{"serial": info.serial, "state": info.state, **_tags(info)} for info in infos]
+
+
+def screen_size(client: Any, serial: str) -> str:
+    """``WxH`` as the phone reports it in its natural orientation (``wm size``)."""
+    try:
+        output = client.device(serial=serial).shell(["wm", "size"], timeout=10)
+    except Exception as error:
+        return f"? ({error})"
+    sizes = re.findall(r"(Physical|Override) size: (\d+x\d+)", output)
+    return dict(sizes).get("Override") or dict(sizes).get("Physical") or "?"
 
 
 def _tags(info: Any) -> dict[str, str]:
