@@ -77,3 +77,36 @@ def test_confirm_needs_a_terminal(tmp_path):
     script = write_script(tmp_path / "s.jsonl", [tool_call(action="terminate", status="success")])
     result = qvl("run", "x", "--device", f"image:{tmp_path / 'shot.png'}", "--model", f"scripted:{script}", "--confirm")
     assert result.returncode == 2 and "interactive terminal" in result.stderr
+
+
+def test_confirm_on_a_terminal_asks_before_each_action(tmp_path):
+    """Answer yes to the first click and no to the second: one executed, then the run stops."""
+    import os
+    import pty
+    import time
+
+    Image.new("RGB", (800, 600)).save(tmp_path / "shot.png")
+    script = write_script(tmp_path / "s.jsonl", [tool_call(action="left_click", coordinate=[100, 100])] * 2
+                          + [tool_call(action="terminate", status="success")])
+    pid, fd = pty.fork()
+    if pid == 0:  # the child runs the CLI on the pseudo-terminal
+        os.execv(sys.executable, [sys.executable, "-m", "qvl_agent", "run", "Click twice",
+                                  "--device", f"image:{tmp_path / 'shot.png'}", "--model", f"scripted:{script}",
+                                  "--confirm", "--settle", "0", "--record", str(tmp_path / "run")])
+    output = b""
+    answers = [b"y\n", b"n\n"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child exited
+            break
+        output += chunk
+        if answers and output.count(b"[y/N]") > 2 - len(answers):
+            os.write(fd, answers.pop(0))
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert text.count("perform left_click at (") == 2, text
+    assert os.waitstatus_to_exitcode(status) == 1 and "declined" in text
+    run = read_run(tmp_path / "run")
+    assert [s.outcome for s in run.steps] == ["executed", "declined"]
