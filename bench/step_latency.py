@@ -152,6 +152,8 @@ def _cookbook_inputs(model, prompt, screen, max_pixels: int) -> dict:
     encoded = model.tokenizer(text, return_tensors="pt")
     return {"input_ids": encoded["input_ids"].to(model.device),
             "attention_mask": encoded["attention_mask"].to(model.device),
+            # as Qwen2_5_VLProcessor returns them: 1 marks image tokens
+            "mm_token_type_ids": (encoded["input_ids"] == model.image_pad_id).int().to(model.device),
             "pixel_values": vision["pixel_values"].to(model.device, model.dtype),
             "image_grid_thw": vision["image_grid_thw"].to(model.device)}
 

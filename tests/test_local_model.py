@@ -292,3 +292,30 @@ def test_smart_resize_matches_transformers(min_pixels, max_pixels):
         assert ours == theirs, (height, width)
     # Beyond 1:200 both refuse.
     assert _either(smart_resize, 10, 2010) == _either(hf_smart_resize, 10, 2010) == "rejected"
+
+
+def test_image_tokens_get_the_3d_grid_positions(tiny_local_model):
+    """Qwen2.5-VL places image tokens by (t, h, w); text positions would shift every click."""
+    import torch
+    from PIL import Image
+
+    from qvl_agent.geometry import Frame, Monitor, model_view
+    from qvl_agent.prompts import build_prompt
+
+    frame = Frame.fit(Monitor(width=800, height=600))  # 812x588: 29x21 merged patches
+    image = model_view(Image.new("RGB", (800, 600), (90, 90, 90)), frame)
+    inputs = tiny_local_model.encode(build_prompt("Click OK", "computer", frame), image)
+    network = tiny_local_model.model.model
+    network.rope_deltas = None
+    positions = network.compute_3d_position_ids(
+        input_ids=inputs["input_ids"], image_grid_thw=inputs["image_grid_thw"], video_grid_thw=None,
+        inputs_embeds=None, attention_mask=inputs["attention_mask"], past_key_values=None,
+        mm_token_type_ids=inputs["mm_token_type_ids"])
+    assert positions is not None
+    image_at = (inputs["input_ids"][0] == tiny_local_model.image_pad_id).nonzero()[:, 0]
+    t, h, w = (positions[axis, 0, image_at] - positions[axis, 0, image_at[0]] for axis in range(3))
+    columns, rows = 812 // 28, 588 // 28
+    assert len(image_at) == columns * rows
+    assert torch.equal(t, torch.zeros_like(t))
+    assert torch.equal(h, torch.arange(rows).repeat_interleave(columns))
+    assert torch.equal(w, torch.arange(columns).repeat(rows))

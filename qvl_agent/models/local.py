@@ -215,6 +215,10 @@ class LocalModel:
         return {
             "input_ids": input_ids.to(self.device),
             "attention_mask": self._torch.ones_like(input_ids).to(self.device),
+            # 1 marks image tokens. transformers 5 computes Qwen2.5-VL's 3D (t, h, w) image
+            # positions only when it has these; without them every image token gets a plain
+            # text position and grounding silently shifts.
+            "mm_token_type_ids": (input_ids == self.image_pad_id).int().to(self.device),
             "pixel_values": pixel_values,
             "image_grid_thw": grid,
         }
