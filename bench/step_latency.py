@@ -164,12 +164,13 @@ def _teacher_forced_decode(network, inputs: dict, prefill, answer_ids) -> None:
     import torch
 
     cache = prefill.past_key_values
-    mask = inputs["attention_mask"]
-    length = mask.shape[1]
+    length = inputs["input_ids"].shape[1]
+    device = inputs["input_ids"].device
     for index, token in enumerate(answer_ids[:-1]):
-        mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
-        step = network(input_ids=token.view(1, 1), past_key_values=cache, attention_mask=mask,
-                       cache_position=torch.tensor([length + index], device=mask.device), use_cache=True)
+        # No attention mask (one unpadded sequence): the model then places the token at
+        # cache_position + the rope offset the prefill stored, as generate() does.
+        step = network(input_ids=token.view(1, 1), past_key_values=cache,
+                       cache_position=torch.tensor([length + index], device=device), use_cache=True)
         step.logits[0, -1].argmax()  # greedy's pick, as generate would make it
         cache = step.past_key_values
 
