@@ -180,6 +180,7 @@ class Agent:
                 raise _Stop("model_error", f"the model failed: {error}") from None
             attempt = Attempt(response=response.text, prompt_tokens=response.prompt_tokens,
                               generated_tokens=response.generated_tokens,
+                              cached_prompt_tokens=response.cached_prompt_tokens,
                               model_ms=_ms_since(mark))
             step.attempts.append(attempt)
             step.timings["model"] = step.timings.get("model", 0.0) + attempt.model_ms

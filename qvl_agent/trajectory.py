@@ -46,6 +46,7 @@ class Attempt(BaseModel):
     error: str | None = None
     prompt_tokens: int | None = None
     generated_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
     model_ms: float = 0.0
 
 

@@ -319,3 +319,30 @@ def test_image_tokens_get_the_3d_grid_positions(tiny_local_model):
     assert torch.equal(t, torch.zeros_like(t))
     assert torch.equal(h, torch.arange(rows).repeat_interleave(columns))
     assert torch.equal(w, torch.arange(columns).repeat(rows))
+
+
+def test_reusing_the_system_turn_cache_changes_no_answer(tiny_checkpoint):
+    """Step after step (new history, new screen), greedy answers with the cached system turn
+    equal generate()'s without it, token for token."""
+    import numpy as np
+    from PIL import Image
+
+    from qvl_agent.geometry import Frame, Monitor, model_view
+    from qvl_agent.prompts import build_prompt
+
+    cached = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=16)
+    plain = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=16, reuse_system_cache=False)
+    assert cached.decoder is not None and plain.decoder is None
+    frame = Frame.fit(Monitor(width=1366, height=768), max_pixels=1280 * 28 * 28)
+    rng = np.random.default_rng(5)
+    history: list[str] = []
+    for step in range(3):
+        screen = Image.fromarray(rng.integers(0, 256, (768, 1366, 3), dtype=np.uint8))
+        prompt = build_prompt("Open the settings", "computer", frame, history)
+        image = model_view(screen, frame)
+        ours, reference = cached.respond(prompt, image), plain.respond(prompt, image)
+        assert ours.text == reference.text and ours.generated_tokens == reference.generated_tokens
+        assert ours.prompt_tokens == reference.prompt_tokens
+        reused = ours.cached_prompt_tokens
+        assert reused == (0 if step == 0 else cached._prefix_length) and cached._prefix_length > 500
+        history.append('{"name": "computer_use", "arguments": {"action": "wait", "time": %d}}' % step)

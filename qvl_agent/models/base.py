@@ -22,6 +22,8 @@ class Response(BaseModel):
     text: str
     prompt_tokens: int | None = None
     generated_tokens: int | None = None
+    # Prompt tokens whose keys/values came from a cache instead of being computed again.
+    cached_prompt_tokens: int | None = None
     # Milliseconds per stage, e.g. {"preprocess": 21.0, "generate": 830.5}.
     timings: dict[str, float] = Field(default_factory=dict)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qvl_agent.models.base import ModelError, Response
+from qvl_agent.models.decoding import GreedyDecoder
 from qvl_agent.models.vision_input import patchify
 from qvl_agent.prompts import VISION_PLACEHOLDER
 
@@ -90,6 +91,7 @@ class LocalModel:
         do_sample: bool = False,
         random_weights: bool = False,
         fast_preprocess: bool = True,
+        reuse_system_cache: bool = True,
     ) -> None:
         torch, transformers = _import_backend()
         self._torch = torch
@@ -148,6 +150,13 @@ class LocalModel:
                 device_map=str(self.device),
             )
         self.model.eval()
+        # Greedy answers go through our decoder, which reuses the system turn's KV cache from
+        # step to step; sampling (or reuse_system_cache=False) goes through generate().
+        self.decoder = (
+            GreedyDecoder(self.model, self.stop_ids, self.model.generation_config.repetition_penalty)
+            if reuse_system_cache and not do_sample else None
+        )
+        self._prefix_length = 0
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
         with self._lock:
@@ -159,40 +168,51 @@ class LocalModel:
         inputs = self.encode(prompt, image)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         preprocessed = time.perf_counter()
+        with torch.inference_mode():
+            if self.decoder is not None:
+                decoded = self.decoder.decode(
+                    inputs, self._prefix_length, self.max_new_tokens,
+                    sync=lambda: _synchronize(torch, self.device),
+                )
+                generated, timings = decoded.token_ids, dict(decoded.timings)
+                cached_tokens: int | None = decoded.reused_tokens
+            else:
+                generated, timings = self._generate(inputs, prompt_tokens, preprocessed)
+                cached_tokens = None
+        finished = time.perf_counter()
+        timings["preprocess"] = (preprocessed - started) * 1000
+        timings["generate"] = (finished - preprocessed) * 1000
+        return Response(
+            text=self.tokenizer.decode(generated, skip_special_tokens=True),
+            prompt_tokens=prompt_tokens,
+            generated_tokens=len(generated),
+            cached_prompt_tokens=cached_tokens,
+            timings=timings,
+        )
 
+    def _generate(self, inputs: dict[str, Any], prompt_tokens: int, preprocessed: float) -> tuple[list[int], dict[str, float]]:
+        """transformers' generate: sampling, or greedy without the system-cache reuse."""
         clock = _FirstTokenClock(self.device)
         options: dict[str, Any] = {"do_sample": self.do_sample}
         if not self.do_sample:
             # Unset the checkpoint's sampling knobs so greedy decoding does not warn about them.
             options.update(temperature=None, top_p=None, top_k=None)
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                max_new_tokens=self.max_new_tokens,
-                eos_token_id=self.stop_ids,
-                pad_token_id=self.pad_id,
-                logits_processor=[clock],
-                **options,
-            )
-        _synchronize(torch, self.device)
+        output = self.model.generate(
+            **inputs,
+            max_new_tokens=self.max_new_tokens,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.pad_id,
+            logits_processor=[clock],
+            **options,
+        )
+        _synchronize(self._torch, self.device)
         finished = time.perf_counter()
-
-        generated = output[0, prompt_tokens:].tolist()
-        text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        timings = {
-            "preprocess": (preprocessed - started) * 1000,
-            "generate": (finished - preprocessed) * 1000,
-        }
+        timings: dict[str, float] = {}
         if clock.first_token_at is not None:
             # Prefill = vision encoder + prompt forward pass; decode = every later token.
             timings["prefill"] = (clock.first_token_at - preprocessed) * 1000
             timings["decode"] = (finished - clock.first_token_at) * 1000
-        return Response(
-            text=text,
-            prompt_tokens=prompt_tokens,
-            generated_tokens=len(generated),
-            timings=timings,
-        )
+        return output[0, prompt_tokens:].tolist(), timings
 
     def encode(self, prompt: Prompt, image: Image.Image) -> dict[str, Any]:
         """Token ids with the image pads expanded, plus the image's patches, on the device."""
@@ -229,7 +249,9 @@ class LocalModel:
         so expanding the ids equals tokenizing the expanded text, without thousands of pads
         going through the tokenizer."""
         torch = self._torch
-        ids = torch.cat([self._system_ids(text), self._ids(text[self._system_end(text):])])
+        system_ids = self._system_ids(text)
+        self._prefix_length = len(system_ids)
+        ids = torch.cat([system_ids, self._ids(text[self._system_end(text):])])
         (where,) = (ids == self.image_pad_id).nonzero(as_tuple=True)
         if len(where) != 1:
             raise ModelError(f"the prompt tokenized to {len(where)} image pads, expected 1")
