@@ -81,6 +81,12 @@ def screen_size(client: Any, serial: str) -> str:
     return dict(sizes).get("Override") or dict(sizes).get("Physical") or "?"
 
 
+def _never_sent(error: Exception) -> bool:
+    """adb refused to open the transport: the phone is gone, the command was not sent."""
+    message = str(error).lower()
+    return any(word in message for word in ("offline", "not found", "connecting", "no devices"))
+
+
 def _tags(info: Any) -> dict[str, str]:
     tags = getattr(info, "tags", None) or {}
     return {key: value for key, value in tags.items() if key in ("model", "product", "device")}
@@ -137,19 +143,20 @@ class AndroidDevice:
         return b"".join(pieces)
 
     def _capture(self):
+        raw_error = None
         if self._capture_mode == "raw":
-            data = self._shell_bytes(["screencap"])
             try:
-                return cmd.decode_raw(data)
-            except cmd.CaptureDecodeError:
-                # Not a raw dump this phone can give (an old format, stderr in the stream):
-                # PNG from now on.
-                self._capture_mode = "png"
-        data = self._shell_bytes(["screencap", "-p"])
+                return cmd.decode_raw(self._shell_bytes(["screencap"]))
+            except cmd.CaptureDecodeError as error:
+                raw_error = error
         try:
-            return cmd.decode_png(data)
+            image = cmd.decode_png(self._shell_bytes(["screencap", "-p"]))
         except cmd.CaptureDecodeError as error:
-            raise CaptureError(str(error)) from None
+            detail = f"{error}" + (f"; raw capture: {raw_error}" if raw_error else "")
+            raise CaptureError(detail) from None
+        if raw_error is not None:
+            self._capture_mode = "png"  # raw is not something this phone gives; PNG from now on
+        return image
 
     # -- acting ----------------------------------------------------------------------------
 
@@ -240,16 +247,30 @@ class AndroidDevice:
         return self._with_reconnect(lambda: self._device.shell(command, timeout=60), f"run {command[0]}")
 
     def _act(self, command: list[str]) -> str:
-        """A command with an effect: never retried, since a repeat could tap twice."""
+        """A command with an effect. Retried after a reconnect only when adb refused to reach
+        the phone at all (so the command was never sent); a failure after sending is not
+        retried, since a repeat could tap twice."""
         from adbutils import AdbError
 
-        try:
-            return self._device.shell(command, timeout=60)
-        except (AdbError, ConnectionError, OSError, EOFError) as error:
-            raise DeviceError(
-                f"device {self.serial} stopped answering during {' '.join(command[:2])} ({error}); "
-                "the action may or may not have happened"
-            ) from None
+        for attempt in range(1 + RECONNECT_ATTEMPTS):
+            try:
+                return self._device.shell(command, timeout=60)
+            except AdbError as error:
+                if not _never_sent(error) or attempt == RECONNECT_ATTEMPTS:
+                    raise self._lost(command, error, sent=not _never_sent(error)) from None
+                time.sleep(RECONNECT_PAUSE)
+                self._reconnect()
+            except (ConnectionError, OSError, EOFError, TimeoutError) as error:
+                raise self._lost(command, error, sent=True) from None
+        raise AssertionError("unreachable")
+
+    def _lost(self, command: list[str], error: Exception, sent: bool) -> DeviceError:
+        what = " ".join(command[:2])
+        if sent:
+            return DeviceError(f"device {self.serial} stopped answering during {what} ({error}); "
+                               "the action may or may not have happened")
+        return DeviceError(f"device {self.serial} is unreachable ({error}); {what} was not performed "
+                           f"after {RECONNECT_ATTEMPTS} reconnects")
 
     # -- connection --------------------------------------------------------------------------
 
