@@ -185,3 +185,14 @@ def test_a_short_outage_is_survived_by_reconnecting(phone, tmp_path):
     assert result.status == "success", result.reason
     assert phone.state()["foreground"] == "com.google.android.apps.nexuslauncher"  # Home did happen, once
     assert sum(1 for e in phone.state()["events"] if e.get("key") == "HOME") == 1
+
+
+def test_the_first_screenshot_measures_both_captures_and_keeps_the_faster(phone):
+    device = AndroidDevice(phone.serial, client=phone.client)
+    assert device.screenshot().image.size == (1080, 2400)
+    timings = device.capture_timings_ms
+    assert set(timings) == {"raw", "png"}
+    assert device._capture_mode == min(timings, key=timings.get)
+    before = phone.state()["screencaps"]
+    device.screenshot()
+    assert phone.state()["screencaps"] == before + 1  # later steps capture once

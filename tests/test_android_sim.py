@@ -2,7 +2,7 @@
 
 import subprocess
 
-from tests.android_fixtures import adb_binary
+from environments.android_sim.session import adb_binary
 
 
 def test_shell_v1_v2_and_exit_codes(phone):
@@ -16,7 +16,7 @@ def test_shell_v1_v2_and_exit_codes(phone):
 
 
 def test_the_adb_cli_uses_the_shell_protocol(phone, adb_server):
-    result = subprocess.run([adb_binary(), "-P", str(adb_server), "-s", phone.serial, "shell", "echo hi; false"],
+    result = subprocess.run([adb_binary(), "-P", str(adb_server.port), "-s", phone.serial, "shell", "echo hi; false"],
                             capture_output=True, text=True, timeout=30)
     assert result.stdout.strip() == "hi" and result.returncode == 1
 

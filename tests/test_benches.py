@@ -29,3 +29,12 @@ def test_step_overhead_bench_runs(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["max_pixels=1280*28*28"]["resized"] == "1316x728"
     assert figures["max_pixels=default"]["overhead_ms"] > 0
+
+
+def test_android_capture_bench_runs(tmp_path):
+    out = tmp_path / "android.json"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "android_capture.py"), "--runs", "2", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["capture_raw_ms"] > 0 and figures["capture_png_ms"] > 0 and figures["tap_round_trip_ms"] > 0

@@ -24,7 +24,7 @@ A_WRTE = 0x45545257
 A_CLSE = 0x45534C43
 A_AUTH = 0x48545541
 VERSION = 0x01000001
-MAX_PAYLOAD = 256 * 1024
+MAX_PAYLOAD = 1024 * 1024  # what current adb servers offer
 
 # shell protocol (v2) packet ids: id byte + LE32 length + data
 SHELL_STDOUT, SHELL_STDERR, SHELL_EXIT = 1, 2, 3

@@ -1,9 +1,10 @@
 """An Android phone or emulator over ADB, through the adb server and adbutils.
 
-* Screenshots: the raw framebuffer dump (``screencap``: no PNG encoding on the phone, 2-3x
-  faster) with ``screencap -p`` as the fallback; a capture that fails or does not decode
-  raises CaptureError. adbutils' own ``screenshot()`` returns a black image on failure
-  unless told otherwise, so it is not used.
+* Screenshots: the first one times the raw framebuffer dump (``screencap``: no PNG
+  encoding on the phone, 2-3x faster on real devices) and ``screencap -p``, and the run
+  keeps the faster; PNG is also the fallback when raw does not decode. A capture that fails
+  or does not decode raises CaptureError. adbutils' own ``screenshot()`` returns a black
+  image on failure unless told otherwise, so it is not used.
 * The screenshot's size is the screen in its current rotation, which is also the frame
   ``input tap`` takes coordinates in, so rotation needs no separate bookkeeping.
 * Every command is an argument list (adbutils quotes each argument for the device shell);
@@ -100,7 +101,9 @@ class AndroidDevice:
         self.serial = self._choose(serial)
         self.name = f"android:{self.serial}"
         self._device = self.client.device(serial=self.serial)
-        self._capture_mode = "raw"
+        # "auto": the first screenshot measures raw and PNG capture and keeps the faster.
+        self._capture_mode = "auto"
+        self.capture_timings_ms: dict[str, float] = {}
         self._ime_checked = False
 
     def _choose(self, serial: str | None) -> str:
@@ -130,6 +133,26 @@ class AndroidDevice:
         return Observation(image=image, monitor=Monitor(width=width, height=height),
                            capture_ms=(time.perf_counter() - started) * 1000)
 
+    def _choose_capture_mode(self):
+        """First capture: time the raw dump and the PNG once each, keep the faster for the
+        run (raw wins on phones, where PNG encoding is slow; PNG when raw fails)."""
+        timings = {}
+        images = {}
+        for mode in ("raw", "png"):
+            self._capture_mode = mode
+            started = time.perf_counter()
+            try:
+                images[mode] = self._capture()
+            except CaptureError:
+                continue
+            timings[mode] = time.perf_counter() - started
+        if not images:
+            self._capture_mode = "auto"
+            raise CaptureError("neither a raw nor a PNG screencap worked")
+        self._capture_mode = min(timings, key=timings.get)
+        self.capture_timings_ms = {mode: round(t * 1000, 1) for mode, t in timings.items()}
+        return images[self._capture_mode]
+
     def _shell_bytes(self, command: list[str]) -> bytes:
         """A command's whole output as bytes. adbutils' own reader joins 4 KiB pieces one by
         one (quadratic: seconds for a 10 MB raw frame); this reads 1 MiB at a time."""
@@ -143,6 +166,8 @@ class AndroidDevice:
         return b"".join(pieces)
 
     def _capture(self):
+        if self._capture_mode == "auto":
+            return self._choose_capture_mode()
         raw_error = None
         if self._capture_mode == "raw":
             try:
