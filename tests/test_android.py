@@ -196,3 +196,45 @@ def test_the_first_screenshot_measures_both_captures_and_keeps_the_faster(phone)
     before = phone.state()["screencaps"]
     device.screenshot()
     assert phone.state()["screencaps"] == before + 1  # later steps capture once
+
+
+def _solution(task_name: str, state: dict) -> list[str]:
+    settings, notes = as_app(state, "com.android.settings"), as_app(state, "com.example.notes")
+    return {
+        "airplane_on": [tool_call("mobile", action="open", text="Settings"),
+                        tool_call("mobile", action="click", coordinate=model_point(settings, "toggle:airplane_mode"))],
+        "wifi_on": [tool_call("mobile", action="open", text="Settings"),
+                    tool_call("mobile", action="click", coordinate=model_point(settings, "toggle:wifi"))],
+        "write_note": [tool_call("mobile", action="click", coordinate=model_point(state, "app:com.example.notes")),
+                       tool_call("mobile", action="click", coordinate=model_point(notes, "field:note")),
+                       tool_call("mobile", action="type", text="buy milk")],
+    }[task_name] + [tool_call("mobile", action="terminate", status="success")]
+
+
+@pytest.mark.parametrize("task_name", sorted(ANDROID_TASKS))
+def test_each_task_is_completed_through_the_real_server(phone, task_name, tmp_path):
+    task = ANDROID_TASKS[task_name]
+    assert not task.check(phone.state())
+    result, _ = run_agent(phone, _solution(task_name, phone.state()), tmp_path)
+    assert result.status == "success", result.reason
+    assert task.check(phone.state())
+
+
+def test_swipe_long_press_back_and_keys(phone, tmp_path):
+    contacts = as_app(phone.state(), "com.google.android.contacts")
+    row = model_point(contacts, "row:2")
+    result, _ = run_agent(phone, [
+        tool_call("mobile", action="open", text="Contacts"),
+        tool_call("mobile", action="swipe", coordinate=[546, 1800], coordinate2=[546, 600]),
+        tool_call("mobile", action="long_press", coordinate=row, time=1.5),
+        tool_call("mobile", action="key", text="volume_up"),
+        tool_call("mobile", action="system_button", button="Back"),
+        tool_call("mobile", action="terminate", status="success"),
+    ], tmp_path)
+    assert result.status == "success", result.reason
+    state = phone.state()
+    assert state["contacts_offset"] > 0  # the finger moved up: later contacts came into view
+    long_press = next(e for e in state["events"] if e["kind"] == "long_press")
+    assert long_press["ms"] == 1500
+    assert [e["key"] for e in state["events"] if e["kind"] == "key"] == ["VOLUME_UP", "BACK"]
+    assert state["foreground"] == "com.google.android.apps.nexuslauncher"
