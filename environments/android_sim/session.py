@@ -29,6 +29,11 @@ def adb_binary() -> str:
     return os.environ.get("ADB") or str(Path(adbutils.__file__).parent / "binaries" / "adb")
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -54,15 +59,11 @@ class AdbServer:
     def start(self) -> AdbServer:
         self._process = subprocess.Popen([adb_binary(), "-P", str(self.port), "server", "nodaemon"],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = self.client(timeout=5)
-
-        def answers() -> bool:
-            try:
-                return client.server_version() > 0
-            except Exception:
-                return False
-
-        wait_for(answers, 20, "the adb server")
+        # A plain socket first: adbutils answers a refused connection by running
+        # `adb start-server` on the default port 5037, which must never happen here.
+        wait_for(lambda: _listening(self.port), 20, "the adb server to listen")
+        if self.client(timeout=5).server_version() <= 0:
+            raise RuntimeError("the adb server answered without a version")
         return self
 
     def stop(self) -> None:
@@ -95,11 +96,7 @@ class SimulatedPhone:
         self._process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-        def listening() -> bool:
-            with socket.socket() as sock:
-                return sock.connect_ex(("127.0.0.1", self.port)) == 0
-
-        wait_for(listening, 20, "the simulated phone to listen")
+        wait_for(lambda: _listening(self.port), 20, "the simulated phone to listen")
         self.client.connect(self.serial, timeout=10)
         wait_for(lambda: any(d.serial == self.serial and d.state == "device" for d in self.client.list()), 20,
                  "adb to list the phone")
