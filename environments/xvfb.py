@@ -79,7 +79,10 @@ def _accepts_clients(number: int) -> bool:
     try:
         from Xlib.display import Display
 
-        Display(f":{number}").close()
+        from qvl_agent.devices.desktop import quiet_xlib
+
+        with quiet_xlib():
+            Display(f":{number}").close()
         return True
     except Exception:  # not ready yet: Xlib raises several connection error types
         return False

@@ -15,9 +15,12 @@ Facts this module is built on (see shared/reference/devices.md):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from PIL import Image
@@ -73,7 +76,8 @@ class DesktopDevice:
         self._region = {key: found[key] for key in ("left", "top", "width", "height")}
         self.monitor = Monitor(**self._region)
         # pyautogui.write loses characters on X11; XTEST with our own keymap handling does not.
-        self._typer = X11Typer(self.display) if sys.platform.startswith("linux") and self.display else None
+        with quiet_xlib():
+            self._typer = X11Typer(self.display) if sys.platform.startswith("linux") and self.display else None
         self.name = f"desktop:{self.display or 'local'}:{monitor}"
 
     # -- seeing ----------------------------------------------------------------------------
@@ -168,6 +172,14 @@ class DesktopDevice:
             self._typer.close()
 
 
+@contextlib.contextmanager
+def quiet_xlib() -> Iterator[None]:
+    """python-xlib prints "no xauthority details available" to stdout whenever the
+    Xauthority file is empty (normal under Xvfb); keep that out of the user's output."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
 def _reachable_display(display: str | None) -> str | None:
     """The X display to use, checked to accept connections; None off Linux."""
     if not sys.platform.startswith("linux"):
@@ -181,7 +193,8 @@ def _reachable_display(display: str | None) -> str | None:
     try:
         from Xlib.display import Display
 
-        Display(name).close()
+        with quiet_xlib():
+            Display(name).close()
     except Exception as error:  # Xlib has several connection error types
         raise DeviceError(f"cannot connect to X display {name}: {error}") from None
     return name
@@ -192,7 +205,8 @@ def _bind_pyautogui(display: str | None) -> Any:
     if display:
         os.environ["DISPLAY"] = display
     _ensure_xauthority()
-    import pyautogui
+    with quiet_xlib():
+        import pyautogui
 
     pyautogui.PAUSE = 0  # its default sleeps 0.1 s after every call
     pyautogui.FAILSAFE = True
@@ -203,7 +217,8 @@ def _bind_pyautogui(display: str | None) -> Any:
         if x11._display.get_display_name() != display:
             # pyautogui keeps the display it met at import; a new one (another Xvfb) needs a
             # new connection and new fail-safe corners.
-            x11._display = Display(display)
+            with quiet_xlib():
+                x11._display = Display(display)
     width, height = pyautogui.size()
     pyautogui.FAILSAFE_POINTS = [(0, 0), (0, height - 1), (width - 1, 0), (width - 1, height - 1)]
     return pyautogui
