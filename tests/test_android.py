@@ -95,10 +95,12 @@ def test_shell_metacharacters_reach_the_field_verbatim_and_run_nothing(phone, tm
 
 @pytest.mark.parametrize("phone", [{"adbkeyboard": True}], indirect=True)
 def test_unicode_goes_through_adbkeyboard_exactly(phone, tmp_path):
-    result, _ = run_agent(phone, _notes_then_type(phone, "héllo 世界"), tmp_path)
+    result, device = run_agent(phone, _notes_then_type(phone, "héllo 世界"), tmp_path)
     assert result.status == "success", result.reason
     state = phone.state()
     assert state["fields"]["note"] == "héllo 世界" and state["ime"] == "com.android.adbkeyboard/.AdbIME"
+    device.close()  # the user's keyboard comes back
+    assert phone.state()["ime"] == "com.android.inputmethod.latin/.LatinIME"
 
 
 def test_unicode_without_adbkeyboard_stops_with_what_to_install(phone, tmp_path):

@@ -105,6 +105,7 @@ class AndroidDevice:
         self._capture_mode = "auto"
         self.capture_timings_ms: dict[str, float] = {}
         self._ime_checked = False
+        self._previous_ime: str | None = None
 
     def _choose(self, serial: str | None) -> str:
         devices = list_devices(self.client)
@@ -243,6 +244,7 @@ class AndroidDevice:
         if current != cmd.ADB_KEYBOARD_IME:
             self._act(["ime", "enable", cmd.ADB_KEYBOARD_IME])
             self._act(["ime", "set", cmd.ADB_KEYBOARD_IME])
+            self._previous_ime = current  # put back by close()
         self._ime_checked = True
 
     def _open(self, label: str) -> None:
@@ -326,4 +328,10 @@ class AndroidDevice:
                 pass
 
     def close(self) -> None:
-        pass
+        """Give the phone its own keyboard back if we switched it to ADBKeyboard."""
+        if self._previous_ime:
+            try:
+                self._device.shell(["ime", "set", self._previous_ime], timeout=10)
+            except Exception:  # the phone may be gone; nothing else to undo
+                pass
+            self._previous_ime = None
