@@ -22,11 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from qvl_agent.actions import (
-    Action, Answer, Click, Key, LongPress, Open, Swipe, SystemButton, Terminate, TypeText, Wait,
-)
+from qvl_agent.actions import Action, Click, Key, LongPress, Open, Swipe, SystemButton, TypeText
 from qvl_agent.devices import adb_commands as cmd
-from qvl_agent.devices.base import CaptureError, DeviceError, Observation
+from qvl_agent.devices.base import CaptureError, DeviceError, Observation, perform_device_independent
 from qvl_agent.geometry import Monitor
 
 T = TypeVar("T")
@@ -208,11 +206,7 @@ class AndroidDevice:
             self._act(cmd.keyevent(cmd.SYSTEM_BUTTONS[action.button]))
         elif isinstance(action, Open):
             self._open(action.text)
-        elif isinstance(action, Wait):
-            time.sleep(action.time)
-        elif isinstance(action, (Terminate, Answer)):
-            pass
-        else:
+        elif not perform_device_independent(action):
             raise DeviceError(f"a phone cannot perform {action.action!r} (a desktop action)")
 
     @staticmethod

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from qvl_agent.actions import Action, Space
+from qvl_agent.actions import Action, Answer, Space, Terminate, Wait
 from qvl_agent.geometry import Monitor
 
 
@@ -47,3 +47,12 @@ class Device(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def perform_device_independent(action: Action) -> bool:
+    """Do what every device does the same way (wait; terminate and answer do nothing on the
+    screen); True when ``action`` was one of those."""
+    if isinstance(action, Wait):
+        time.sleep(action.time)
+        return True
+    return isinstance(action, (Terminate, Answer))

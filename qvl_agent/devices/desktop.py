@@ -26,10 +26,10 @@ from typing import Any
 from PIL import Image
 
 from qvl_agent.actions import (
-    Action, Answer, DoubleClick, Key, LeftClick, LeftClickDrag, MiddleClick, MouseMove, Point,
-    RightClick, Scroll, Terminate, TypeText, Wait,
+    Action, DoubleClick, Key, LeftClick, LeftClickDrag, MiddleClick, MouseMove, Point, RightClick,
+    Scroll, TypeText,
 )
-from qvl_agent.devices.base import CaptureError, DeviceError, Observation
+from qvl_agent.devices.base import CaptureError, DeviceError, Observation, perform_device_independent
 from qvl_agent.devices.x11_typing import X11Typer
 from qvl_agent.geometry import Monitor
 
@@ -123,11 +123,7 @@ class DesktopDevice:
                 gui.hotkey(*keys)
             elif isinstance(action, TypeText):
                 self._type(action.text)
-            elif isinstance(action, Wait):
-                time.sleep(action.time)
-            elif isinstance(action, (Terminate, Answer)):
-                pass
-            else:
+            elif not perform_device_independent(action):
                 raise DeviceError(f"the desktop cannot perform {action.action!r} (a phone action)")
         except gui.FailSafeException:
             raise DeviceError(
