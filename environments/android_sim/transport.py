@@ -1,218 +1,153 @@
-"""The device (adbd) side of one ADB transport connection: handshake and streams.
+"""The device side of the ADB transport protocol (what adbd speaks to the adb server).
 
-The real adb server connects, sends CNXN; we answer with our own CNXN (a device with auth
-disabled skips AUTH). Then the server OPENs streams by service name ("shell,v2:ls"); each
-stream runs its service on its own thread. Flow control follows ``protocol.txt``: after a
-WRTE the sender waits for the peer's OKAY before the next WRTE on that stream, and WRTE
-payloads never exceed the negotiated maxdata.
+Messages are a 24-byte header (command, arg0, arg1, data length, data checksum, magic =
+command ^ 0xffffffff, all little-endian uint32) plus data. The server says CNXN, we answer
+CNXN with our banner (no AUTH: a phone with adb authentication off). It then OPENs a stream
+per service ("shell:CMD", "shell,v2,...:CMD", "exec:CMD"); we answer OKAY, send the output in
+WRTE messages (waiting for the server's OKAY before each next one, as the protocol requires)
+and CLSE when done.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
-import queue
 import socket
 import struct
 import threading
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from environments.android_sim import wire
-from environments.android_sim.wire import Message
+A_CNXN = 0x4E584E43
+A_OPEN = 0x4E45504F
+A_OKAY = 0x59414B4F
+A_WRTE = 0x45545257
+A_CLSE = 0x45534C43
+A_AUTH = 0x48545541
+VERSION = 0x01000001
+MAX_PAYLOAD = 1024 * 1024  # what current adb servers offer
 
-log = logging.getLogger("android_sim.transport")
-
-ACK_TIMEOUT = 60.0  # seconds a stream waits for the server's OKAY before giving up
-
-
-class StreamClosed(ConnectionError):
-    """The server closed the stream (or the whole transport) under us."""
-
-
-class Stream:
-    """One service stream, seen from the service: ``write``/``read``/``close``."""
-
-    def __init__(self, transport: Transport, local_id: int, remote_id: int, service: str):
-        self.transport, self.local_id, self.remote_id = transport, local_id, remote_id
-        self.service = service
-        self.closed = threading.Event()
-        self._acked = threading.Event()
-        self._incoming: queue.Queue[bytes | None] = queue.Queue()
-
-    def write(self, data: bytes) -> None:
-        """Send ``data`` as WRTEs of at most maxdata, each acknowledged before the next."""
-        view = memoryview(data)
-        step = self.transport.max_payload
-        for start in range(0, len(view), step):
-            if self.closed.is_set():
-                raise StreamClosed(f"stream {self.service!r} closed by the server")
-            self._acked.clear()
-            self.transport.send(Message(wire.WRTE, self.local_id, self.remote_id,
-                                        bytes(view[start:start + step])))
-            if not self._wait_for_ack():
-                raise StreamClosed(f"no OKAY for a WRTE on {self.service!r}")
-
-    def read(self, timeout: float | None = None) -> bytes | None:
-        """Next bytes the server wrote to us; None once the stream is closed."""
-        if self.closed.is_set() and self._incoming.empty():
-            return None
-        try:
-            return self._incoming.get(timeout=timeout)
-        except queue.Empty:
-            return b""
-
-    def close(self) -> None:
-        if not self.closed.is_set():
-            self.closed.set()
-            self.transport.forget(self)
-            self.transport.send(Message(wire.CLSE, self.local_id, self.remote_id), quiet=True)
-
-    # Called by the transport's reader thread.
-    def _on_okay(self) -> None:
-        self._acked.set()
-
-    def _on_data(self, data: bytes) -> None:
-        self._incoming.put(data)
-
-    def _on_close(self) -> None:
-        self.closed.set()
-        self._acked.set()  # wake a writer waiting for an OKAY that will never come
-        self._incoming.put(None)
-
-    def _wait_for_ack(self) -> bool:
-        self._acked.wait(ACK_TIMEOUT)
-        return self._acked.is_set() and not self.closed.is_set()
+# shell protocol (v2) packet ids: id byte + LE32 length + data
+SHELL_STDOUT, SHELL_STDERR, SHELL_EXIT = 1, 2, 3
 
 
-# Given a service name, a handler that serves the stream, or None to refuse the OPEN.
-ServiceResolver = Callable[[str], "Callable[[Stream], None] | None"]
+@dataclass
+class CommandResult:
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int = 0
 
 
-class Transport:
-    """One TCP connection from the adb server; ``serve()`` runs until it ends."""
+# service command -> its result; supplied by the phone
+RunCommand = Callable[[str], CommandResult]
 
-    _ids = itertools.count(1)
 
-    def __init__(self, sock: socket.socket, banner: str, resolve: ServiceResolver,
-                 on_message: Callable[[str, Message], None] | None = None) -> None:
+def message(command: int, arg0: int, arg1: int, data: bytes = b"") -> bytes:
+    return struct.pack("<6I", command, arg0, arg1, len(data), sum(data) & 0xFFFFFFFF,
+                       command ^ 0xFFFFFFFF) + data
+
+
+def service_output(service: str, run: RunCommand) -> bytes:
+    """The bytes a service streams back, framed as that service frames them."""
+    kind, _, command = service.partition(":")
+    options = kind.split(",")
+    if options[0] == "shell" and "v2" in options:
+        result = run(command)
+        return (_packet(SHELL_STDOUT, result.stdout) + _packet(SHELL_STDERR, result.stderr)
+                + _packet(SHELL_EXIT, bytes([result.exit_code & 0xFF])))
+    if options[0] in ("shell", "exec"):
+        # No shell protocol: adbd puts stderr on the same stream as stdout.
+        result = run(command)
+        return result.stderr + result.stdout
+    return b""  # unknown service: an empty stream that closes at once
+
+
+def _packet(kind: int, data: bytes) -> bytes:
+    return bytes([kind]) + struct.pack("<I", len(data)) + data if data or kind == SHELL_EXIT else b""
+
+
+@dataclass
+class _Stream:
+    local_id: int  # ours
+    remote_id: int  # the server's
+    chunks: deque[bytes] = field(default_factory=deque)
+
+
+class DeviceConnection:
+    """One transport connection from the adb server; runs until the socket closes."""
+
+    def __init__(self, sock: socket.socket, banner: str, run: RunCommand) -> None:
         self.sock = sock
-        self.banner = banner.encode()
-        self.resolve = resolve
-        self.on_message = on_message or (lambda direction, message: None)
-        self.version = wire.VERSION_MIN
-        self.max_payload = wire.MAX_PAYLOAD_V1
-        self.online = threading.Event()
+        self.banner = banner
+        self.run = run
+        self.max_payload = MAX_PAYLOAD
+        self._streams: dict[int, _Stream] = {}
+        self._next_id = 1
         self._send_lock = threading.Lock()
-        self._streams: dict[int, Stream] = {}
-        self._streams_lock = threading.Lock()
-        self._dead = False
 
-    # --- sending ---------------------------------------------------------------
-    def send(self, message: Message, quiet: bool = False) -> None:
-        self.on_message("out", message)
-        packet = wire.encode(message, with_checksum=self.version < wire.VERSION_SKIP_CHECKSUM)
-        try:
-            with self._send_lock:
-                self.sock.sendall(packet)
-        except OSError as error:
-            if not quiet:
-                raise StreamClosed(f"transport lost: {error}") from error
-
-    def forget(self, stream: Stream) -> None:
-        with self._streams_lock:
-            self._streams.pop(stream.local_id, None)
-
-    # --- receiving -------------------------------------------------------------
     def serve(self) -> None:
         try:
             while True:
-                limit = self.max_payload if self.online.is_set() else wire.MAX_PAYLOAD
-                message = wire.read_message(self.sock, limit)
-                self.on_message("in", message)
-                self._dispatch(message)
-        except (ConnectionError, OSError) as error:
-            if not self._dead:
-                log.info("transport ended: %s", error)
+                command, arg0, arg1, data = self._receive()
+                self._handle(command, arg0, arg1, data)
+        except (EOFError, OSError):
+            pass
         finally:
-            self.abort()
+            self.close()
 
-    def _dispatch(self, message: Message) -> None:
-        if message.command == wire.CNXN:
-            self._on_connect(message)
-        elif not self.online.is_set():
-            log.warning("ignoring %r before CNXN", message)
-        elif message.command == wire.OPEN:
-            self._on_open(message)
-        elif message.command in (wire.OKAY, wire.WRTE, wire.CLSE):
-            self._on_stream_message(message)
-        else:
-            log.warning("ignoring unexpected %r", message)
-
-    def _on_connect(self, message: Message) -> None:
-        # Speak the older of the two versions; never send more than either side accepts.
-        self.version = min(message.arg0, wire.VERSION)
-        self.max_payload = min(message.arg1, wire.MAX_PAYLOAD)
-        log.info("server CNXN version=0x%08x maxdata=%d banner=%r",
-                 message.arg0, message.arg1, message.data)
-        self.send(Message(wire.CNXN, wire.VERSION, wire.MAX_PAYLOAD, self.banner))
-        self.online.set()
-
-    def _on_open(self, message: Message) -> None:
-        remote_id = message.arg0
-        service = message.data.rstrip(b"\0").decode("utf-8", "replace")
-        handler = self.resolve(service)
-        if handler is None:
-            # CLSE with local-id 0: "the OPEN failed" (the server tells its client FAIL).
-            self.send(Message(wire.CLSE, 0, remote_id), quiet=True)
-            return
-        stream = Stream(self, next(self._ids), remote_id, service)
-        with self._streams_lock:
-            self._streams[stream.local_id] = stream
-        self.send(Message(wire.OKAY, stream.local_id, remote_id))
-        threading.Thread(target=self._run_service, args=(handler, stream),
-                         name=f"adb-{service[:30]}", daemon=True).start()
-
-    def _run_service(self, handler: Callable[[Stream], None], stream: Stream) -> None:
+    def close(self) -> None:
         try:
-            handler(stream)
-        except StreamClosed as error:
-            log.info("%s", error)
-        except Exception:  # a bug in a service must not take the phone down
-            log.exception("service %r failed", stream.service)
-        finally:
-            stream.close()
-
-    def _on_stream_message(self, message: Message) -> None:
-        remote_id, local_id = message.arg0, message.arg1
-        with self._streams_lock:
-            stream = self._streams.get(local_id)
-        if stream is None or stream.remote_id != remote_id:
-            return  # e.g. the server's CLSE answering ours: the stream is already gone
-        if message.command == wire.OKAY:
-            stream._on_okay()
-        elif message.command == wire.WRTE:
-            stream._on_data(message.data)
-            self.send(Message(wire.OKAY, local_id, remote_id), quiet=True)
-        else:
-            self.forget(stream)
-            stream._on_close()
-
-    # --- ending ----------------------------------------------------------------
-    def abort(self) -> None:
-        """Drop the connection at once (RST, as when adbd dies), closing every stream."""
-        if self._dead:
-            return
-        self._dead = True
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        for step in (lambda: self.sock.shutdown(socket.SHUT_RD), self.sock.close):
-            try:  # SHUT_RD wakes our reader thread without a FIN; close then sends the RST
-                step()
-            except OSError:
-                pass
-        with self._streams_lock:
-            streams, self._streams = list(self._streams.values()), {}
-        for stream in streams:
-            stream._on_close()
+        self.sock.close()
+
+    def _handle(self, command: int, arg0: int, arg1: int, data: bytes) -> None:
+        if command == A_CNXN:
+            self.max_payload = max(4096, min(arg1, MAX_PAYLOAD))
+            self._send(message(A_CNXN, VERSION, self.max_payload, self.banner.encode()))
+        elif command == A_OPEN:
+            stream = _Stream(local_id=self._next_id, remote_id=arg0)
+            self._next_id += 1
+            output = service_output(data.rstrip(b"\0").decode("utf-8", "replace"), self.run)
+            for start in range(0, len(output), self.max_payload):
+                stream.chunks.append(output[start:start + self.max_payload])
+            self._streams[stream.local_id] = stream
+            self._send(message(A_OKAY, stream.local_id, stream.remote_id))
+            self._send_next(stream)
+        elif command == A_OKAY:
+            stream = self._streams.get(arg1)
+            if stream is not None:
+                self._send_next(stream)
+        elif command == A_CLSE:
+            self._streams.pop(arg1, None)
+        # WRTE from the server (stdin) is acknowledged and ignored.
+        elif command == A_WRTE:
+            stream = self._streams.get(arg1)
+            if stream is not None:
+                self._send(message(A_OKAY, stream.local_id, stream.remote_id))
+
+    def _send_next(self, stream: _Stream) -> None:
+        if stream.chunks:
+            self._send(message(A_WRTE, stream.local_id, stream.remote_id, stream.chunks.popleft()))
+        elif self._streams.pop(stream.local_id, None) is not None:
+            self._send(message(A_CLSE, stream.local_id, stream.remote_id))
+
+    def _send(self, data: bytes) -> None:
+        with self._send_lock:
+            self.sock.sendall(data)
+
+    def _receive(self) -> tuple[int, int, int, bytes]:
+        header = self._exact(24)
+        command, arg0, arg1, length, _checksum, magic = struct.unpack("<6I", header)
+        if magic != command ^ 0xFFFFFFFF:
+            raise EOFError("corrupt ADB message header")
+        return command, arg0, arg1, self._exact(length) if length else b""
+
+    def _exact(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
