@@ -150,3 +150,17 @@ def test_text_with_more_unusual_characters_than_spare_keycodes(sandbox, device):
     device.execute(LeftClick(coordinate=at(*sandbox.centre("text"))))
     device.execute(TypeText(text=text))
     sandbox.wait_until(lambda s: s["text"] == text, timeout=15, what="the multilingual text")
+
+
+def test_windows_line_ends_are_one_line_break(sandbox, device):
+    device.execute(LeftClick(coordinate=at(*sandbox.centre("text"))))
+    device.execute(TypeText(text="a\r\nb\rc"))
+    sandbox.wait_until(lambda s: s["text"] == "a\nb\nc", what="one break per line end")
+
+
+@pytest.mark.parametrize("text", ["e\bf", "bell\x07", "del\x7f"])
+def test_control_characters_are_refused_not_pressed(sandbox, device, text):
+    device.execute(LeftClick(coordinate=at(*sandbox.centre("entry"))))
+    with pytest.raises(DeviceError, match="control characters"):
+        device.execute(TypeText(text=text))
+    assert sandbox.settle()["entry"] == ""

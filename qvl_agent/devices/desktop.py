@@ -153,6 +153,11 @@ class DesktopDevice:
         return name
 
     def _type(self, text: str) -> None:
+        # Windows line ends are one line break; other control characters are keys, not text.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        control = sorted({repr(c) for c in text if (ord(c) < 32 and c not in "\n\t") or ord(c) == 127})
+        if control:
+            raise DeviceError(f"text holds control characters {', '.join(control)}; use the key action for keys")
         if not text:
             return
         if self._typer is not None:

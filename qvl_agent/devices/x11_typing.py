@@ -18,7 +18,7 @@ from typing import Any
 
 # Time for the app to process the MappingNotify events before we remap again or restore.
 REMAP_SETTLE_SECONDS = 0.15
-SPECIAL_KEYSYMS = {"\n": "Return", "\r": "Return", "\t": "Tab", "\b": "BackSpace"}
+SPECIAL_KEYSYMS = {"\n": "Return", "\t": "Tab"}
 
 
 class X11Typer:
