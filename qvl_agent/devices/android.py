@@ -80,6 +80,13 @@ def screen_size(client: Any, serial: str) -> str:
     return dict(sizes).get("Override") or dict(sizes).get("Physical") or "?"
 
 
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """What a phone that stops answering raises through adbutils."""
+    from adbutils import AdbError
+
+    return (AdbError, ConnectionError, OSError, EOFError, TimeoutError)
+
+
 def _never_sent(error: Exception) -> bool:
     """adb refused to open the transport: the phone is gone, the command was not sent."""
     message = str(error).lower()
@@ -127,7 +134,7 @@ class AndroidDevice:
 
     def screenshot(self) -> Observation:
         started = time.perf_counter()
-        image = self._with_reconnect(self._capture, "take a screenshot")
+        image = self._reliably(self._capture, "take a screenshot")
         width, height = image.size
         return Observation(image=image, monitor=Monitor(width=width, height=height),
                            capture_ms=(time.perf_counter() - started) * 1000)
@@ -265,25 +272,26 @@ class AndroidDevice:
 
     def _query(self, command: list[str]) -> str:
         """A command that changes nothing on the phone: retried after a reconnect."""
-        return self._with_reconnect(lambda: self._device.shell(command, timeout=60), f"run {command[0]}")
+        return self._reliably(lambda: self._device.shell(command, timeout=60), f"run {command[0]}")
+
+    def _reliably(self, operation: Callable[[], T], what: str) -> T:
+        """``operation`` retried after reconnects whatever the failure (it changes nothing)."""
+        try:
+            return self._with_reconnect(operation, may_retry=lambda error: True)
+        except _connection_errors() as error:
+            raise DeviceError(
+                f"device {self.serial} stopped answering ({error}); could not {what} after "
+                f"{RECONNECT_ATTEMPTS} reconnects"
+            ) from None
 
     def _act(self, command: list[str]) -> str:
         """A command with an effect. Retried after a reconnect only when adb refused to reach
         the phone at all (so the command was never sent); a failure after sending is not
         retried, since a repeat could tap twice."""
-        from adbutils import AdbError
-
-        for attempt in range(1 + RECONNECT_ATTEMPTS):
-            try:
-                return self._device.shell(command, timeout=60)
-            except AdbError as error:
-                if not _never_sent(error) or attempt == RECONNECT_ATTEMPTS:
-                    raise self._lost(command, error, sent=not _never_sent(error)) from None
-                time.sleep(RECONNECT_PAUSE)
-                self._reconnect()
-            except (ConnectionError, OSError, EOFError, TimeoutError) as error:
-                raise self._lost(command, error, sent=True) from None
-        raise AssertionError("unreachable")
+        try:
+            return self._with_reconnect(lambda: self._device.shell(command, timeout=60), may_retry=_never_sent)
+        except _connection_errors() as error:
+            raise self._lost(command, error, sent=not _never_sent(error)) from None
 
     def _lost(self, command: list[str], error: Exception, sent: bool) -> DeviceError:
         what = " ".join(command[:2])
@@ -295,24 +303,18 @@ class AndroidDevice:
 
     # -- connection --------------------------------------------------------------------------
 
-    def _with_reconnect(self, operation: Callable[[], T], what: str) -> T:
-        """Run ``operation``; when the phone stops answering, reconnect a bounded number of
-        times and try again, then give up with a DeviceError."""
-        from adbutils import AdbError
-
-        last: Exception | None = None
+    def _with_reconnect(self, operation: Callable[[], T], may_retry: Callable[[Exception], bool]) -> T:
+        """Run ``operation``; when the phone stops answering with an error ``may_retry``
+        accepts, reconnect and try again, at most RECONNECT_ATTEMPTS times; else re-raise."""
         for attempt in range(1 + RECONNECT_ATTEMPTS):
             try:
                 return operation()
-            except (AdbError, ConnectionError, OSError, EOFError, TimeoutError) as error:
-                last = error
-                if attempt < RECONNECT_ATTEMPTS:
-                    time.sleep(RECONNECT_PAUSE)
-                    self._reconnect()
-        raise DeviceError(
-            f"device {self.serial} stopped answering ({last}); could not {what} after "
-            f"{RECONNECT_ATTEMPTS} reconnects"
-        )
+            except _connection_errors() as error:
+                if attempt == RECONNECT_ATTEMPTS or not may_retry(error):
+                    raise
+                time.sleep(RECONNECT_PAUSE)
+                self._reconnect()
+        raise AssertionError("unreachable")
 
     def _reconnect(self) -> None:
         if ":" in self.serial:  # a network device (emulator over TCP, `adb connect`)
