@@ -163,7 +163,7 @@ def _with_system_cache(model, inputs: dict, ours: dict, timer) -> dict:
     import torch
 
     with torch.inference_mode():
-        decoded, _ = timer(model.decoder.decode, inputs, model._prefix_length, 1, timer.sync)
+        decoded, _ = timer(model.decoder.decode, inputs, 1, timer.sync)
     times = dict(ours)
     times["prefill"] = decoded.timings["prefill"] / 1000 - ours["vision"]
     times["ttft"] = ours["resize"] + ours["preprocess"] + decoded.timings["prefill"] / 1000

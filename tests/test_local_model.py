@@ -344,5 +344,8 @@ def test_reusing_the_system_turn_cache_changes_no_answer(tiny_checkpoint):
         assert ours.text == reference.text and ours.generated_tokens == reference.generated_tokens
         assert ours.prompt_tokens == reference.prompt_tokens
         reused = ours.cached_prompt_tokens
-        assert reused == (0 if step == 0 else cached._prefix_length) and cached._prefix_length > 500
+        # The system turn as the chat template renders it, through <|im_end|>.
+        system = prompt.chat_text().split("<|im_end|>")[0] + "<|im_end|>"
+        system_tokens = len(cached.tokenizer(system)["input_ids"])
+        assert reused == (0 if step == 0 else system_tokens) and system_tokens > 500
         history.append('{"name": "computer_use", "arguments": {"action": "wait", "time": %d}}' % step)

@@ -27,7 +27,8 @@ class Decoded:
 
 
 class GreedyDecoder:
-    def __init__(self, model: Any, stop_ids: list[int], repetition_penalty: float | None, reuse_prefix: bool = True) -> None:
+    def __init__(self, model: Any, stop_ids: list[int], repetition_penalty: float | None,
+                 system_end_id: int, reuse_prefix: bool = True) -> None:
         import torch
         from transformers import RepetitionPenaltyLogitsProcessor
 
@@ -37,13 +38,16 @@ class GreedyDecoder:
         penalty = repetition_penalty or 1.0
         self._penalty = RepetitionPenaltyLogitsProcessor(penalty) if penalty != 1.0 else None
         self.reuse_prefix = reuse_prefix
+        # The system turn ends at its <|im_end|>: the first one in the prompt.
+        self.system_end_id = system_end_id
         self._cache: Any = None
         self._prefix_ids: Any = None
 
-    def decode(self, inputs: dict[str, Any], prefix_length: int, max_new_tokens: int, sync=lambda: None) -> Decoded:
+    def decode(self, inputs: dict[str, Any], max_new_tokens: int, sync=lambda: None) -> Decoded:
         torch = self._torch
         ids = inputs["input_ids"]
         length = ids.shape[1]
+        prefix_length = self._system_turn_length(ids)
         network = self.model.model
         positions, deltas = network.get_rope_index(
             ids, mm_token_type_ids=inputs["mm_token_type_ids"], image_grid_thw=inputs["image_grid_thw"],
@@ -105,6 +109,11 @@ class GreedyDecoder:
         if self.reuse_prefix:
             self._cache, self._prefix_ids = cache, prefix.clone()
         return cache, 0
+
+    def _system_turn_length(self, ids: Any) -> int:
+        """Tokens up to and including the first <|im_end|>; 0 when there is none."""
+        ends = (ids[0] == self.system_end_id).nonzero()
+        return int(ends[0, 0]) + 1 if len(ends) else 0
 
     def _pick(self, seen: Any, logits: Any) -> int:
         if self._penalty is not None:

@@ -153,10 +153,10 @@ class LocalModel:
         # Greedy answers go through our decoder, which reuses the system turn's KV cache from
         # step to step; sampling (or reuse_system_cache=False) goes through generate().
         self.decoder = (
-            GreedyDecoder(self.model, self.stop_ids, self.model.generation_config.repetition_penalty)
+            GreedyDecoder(self.model, self.stop_ids, self.model.generation_config.repetition_penalty,
+                          system_end_id=self.tokenizer.convert_tokens_to_ids(SYSTEM_END))
             if reuse_system_cache and not do_sample else None
         )
-        self._prefix_length = 0
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
         with self._lock:
@@ -171,7 +171,7 @@ class LocalModel:
         with torch.inference_mode():
             if self.decoder is not None:
                 decoded = self.decoder.decode(
-                    inputs, self._prefix_length, self.max_new_tokens,
+                    inputs, self.max_new_tokens,
                     sync=lambda: _synchronize(torch, self.device),
                 )
                 generated, timings = decoded.token_ids, dict(decoded.timings)
@@ -249,9 +249,7 @@ class LocalModel:
         so expanding the ids equals tokenizing the expanded text, without thousands of pads
         going through the tokenizer."""
         torch = self._torch
-        system_ids = self._system_ids(text)
-        self._prefix_length = len(system_ids)
-        ids = torch.cat([system_ids, self._ids(text[self._system_end(text):])])
+        ids = torch.cat([self._system_ids(text), self._ids(text[self._system_end(text):])])
         (where,) = (ids == self.image_pad_id).nonzero(as_tuple=True)
         if len(where) != 1:
             raise ModelError(f"the prompt tokenized to {len(where)} image pads, expected 1")
