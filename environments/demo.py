@@ -23,7 +23,7 @@ from environments.desktop_sim.session import SandboxProcess
 from environments.tasks.desktop import DESKTOP_TASKS, OracleModel
 from environments.xvfb import VirtualDisplay
 from qvl_agent.agent import Agent, AgentConfig
-from qvl_agent.cli import _print_step
+from qvl_agent.cli import print_step
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"goal: {task.goal}", file=sys.stderr)
             try:
                 agent = Agent(model, device, AgentConfig(max_steps=8, max_pixels=args.max_pixels,
-                                                         settle_seconds=0.3), on_step=_print_step)
+                                                         settle_seconds=0.3), on_step=print_step)
                 result = agent.run(task.goal, record=args.record)
             finally:
                 device.close()

@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
 
     agent = Agent(model, device, config,
-                  confirm=ask_on_terminal if args.confirm else None, on_step=_print_step)
+                  confirm=ask_on_terminal if args.confirm else None, on_step=print_step)
     print(f"goal: {args.goal}", file=sys.stderr)
     try:
         result = agent.run(args.goal, record=args.record)
@@ -125,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.succeeded else 1
 
 
-def _print_step(step) -> None:
+def print_step(step) -> None:
+    """One progress line per step on stderr (the CLI's and the demo's)."""
     what = describe(step.action) if step.action is not None else "(no action)"
     tag = {"dry_run": " [dry run]", "declined": " [declined]"}.get(step.outcome, "")
     error = f"  error: {step.error}" if step.error and step.outcome != "executed" else ""

@@ -20,6 +20,8 @@ import math
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from qvl_agent.imaging import resize_bicubic
+
 # The values Qwen2.5-VL checkpoints ship in preprocessor_config.json.
 FACTOR = 28
 DEFAULT_MIN_PIXELS = 3136  # 4 * 28 * 28
@@ -167,8 +169,6 @@ def model_view(image: Image.Image, frame: Frame) -> Image.Image:
     Handing the model an image already at its target size means its processor does not
     resize again (see :mod:`qvl_agent.imaging` for how the resize is done).
     """
-    from qvl_agent.imaging import resize_bicubic
-
     if image.size != frame.screen_size:
         raise ValueError(
             f"screenshot is {image.size[0]}x{image.size[1]} but the frame's monitor is "

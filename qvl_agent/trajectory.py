@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -106,16 +107,10 @@ class Run(BaseModel):
 def software_versions() -> dict[str, str]:
     versions = {"qvl_agent": __version__, "python": platform.python_version()}
     for package in ("torch", "transformers", "pyautogui", "mss", "adbutils"):
-        module = _loaded_module(package)
+        module = sys.modules.get(package)  # report only what this run actually loaded
         if module is not None:
             versions[package] = str(getattr(module, "__version__", "unknown"))
     return versions
-
-
-def _loaded_module(name: str) -> Any:
-    import sys
-
-    return sys.modules.get(name)
 
 
 class RunWriter:
