@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def stop_process(process: subprocess.Popen | None, grace: float = 5.0) -> None:
@@ -15,3 +20,15 @@ def stop_process(process: subprocess.Popen | None, grace: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, poll: float = 0.02) -> T:
+    """The first truthy value of ``condition()``; TimeoutError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(poll)

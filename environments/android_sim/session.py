@@ -7,11 +7,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from environments.processes import stop_process
+from environments.processes import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,16 +31,6 @@ def adb_binary() -> str:
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 class AdbServer:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from environments.processes import stop_process
+from environments.processes import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,17 +64,17 @@ class SandboxProcess:
     def wait_until(
         self, condition: Callable[[dict[str, Any]], bool], timeout: float = 5.0, what: str = "a state"
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.state()
-            if state and condition(state):
-                return state
+        def satisfied() -> dict[str, Any] | None:
             if self._process is not None and self._process.poll() is not None:
                 error = self._process.stderr.read().decode() if self._process.stderr else ""
                 raise SandboxError(f"the sandbox app exited: {error.strip()}")
-            if time.monotonic() > deadline:
-                raise SandboxError(f"timed out waiting for {what}; last state: {state}")
-            time.sleep(0.02)
+            state = self.state()
+            return state if state and condition(state) else None
+
+        try:
+            return wait_for(satisfied, timeout, what)
+        except TimeoutError:
+            raise SandboxError(f"timed out waiting for {what}; last state: {self.state()}") from None
 
     def settle(self, quiet: float = 0.3, timeout: float = 5.0) -> dict[str, Any]:
         """The state once the app has written nothing new for ``quiet`` seconds."""
