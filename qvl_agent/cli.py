@@ -39,15 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="desktop",
                      help="desktop (default), android, android:SERIAL or image:FILE")
     run.add_argument("--monitor", type=int, default=1, help="desktop monitor number (1 = first)")
-    run.add_argument(
-        "--model", default=DEFAULT_MODEL,
-        help=f"hub id or local path of a Qwen2.5-VL checkpoint, or scripted:FILE.jsonl "
-        f"(default {DEFAULT_MODEL})",
-    )
+    model_options(run)
     run.add_argument("--max-steps", type=int, default=30)
     run.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
     _pixel_options(run)
-    run.add_argument("--max-new-tokens", type=int, default=256)
     run.add_argument("--settle", type=float, default=0.5,
                      help="seconds to wait after each action before the next screenshot")
     run.add_argument("--dry-run", action="store_true",
@@ -70,6 +65,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def model_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose and configure the model; read back by :func:`model_from_args`."""
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help=f"hub id or local path of a Qwen2.5-VL checkpoint, or scripted:FILE.jsonl "
+        f"(default {DEFAULT_MODEL})",
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+
+
+def model_from_args(args: argparse.Namespace):
+    """The model the options of :func:`model_options` name; a load failure is a CliError."""
+    from qvl_agent.models import ModelError, load_model
+
+    print(f"loading model {args.model} ...", file=sys.stderr)
+    try:
+        return load_model(args.model, max_new_tokens=args.max_new_tokens)
+    except ModelError as error:
+        raise CliError(str(error)) from None
+
+
 def _pixel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -86,7 +102,6 @@ def _run(args: argparse.Namespace) -> int:
     from qvl_agent.agent import Agent, AgentConfig
     from qvl_agent.devices import DeviceError, open_device
     from qvl_agent.guard import ask_on_terminal
-    from qvl_agent.models import ModelError, load_model
 
     if args.confirm and not sys.stdin.isatty():
         raise CliError("--confirm asks before each action and needs an interactive terminal")
@@ -104,11 +119,10 @@ def _run(args: argparse.Namespace) -> int:
     except DeviceError as error:
         raise CliError(str(error)) from None
     try:
-        print(f"loading model {args.model} ...", file=sys.stderr)
-        model = load_model(args.model, max_new_tokens=args.max_new_tokens)
-    except ModelError as error:
+        model = model_from_args(args)
+    except CliError:
         device.close()
-        raise CliError(str(error)) from None
+        raise
 
     agent = Agent(model, device, config,
                   confirm=ask_on_terminal if args.confirm else None, on_step=print_step)
