@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     model_options(run)
     run.add_argument("--max-steps", type=int, default=30)
     run.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
-    _pixel_options(run)
+    pixel_options(run)
     run.add_argument("--settle", type=float, default=0.5,
                      help="seconds to wait after each action before the next screenshot")
     run.add_argument("--dry-run", action="store_true",
@@ -60,8 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parse.add_argument("--screen", required=True, help="screen size WxH, e.g. 1920x1080")
     parse.add_argument("--space", choices=("computer", "mobile"), default="computer")
-    _pixel_options(parse)
+    pixel_options(parse)
     parse.set_defaults(handler=_parse)
+
+    from qvl_agent import offline_cli  # here, not at the top: it imports this module
+
+    offline_cli.register(commands)
     return parser
 
 
@@ -86,7 +90,7 @@ def model_from_args(args: argparse.Namespace):
         raise CliError(str(error)) from None
 
 
-def _pixel_options(parser: argparse.ArgumentParser) -> None:
+def pixel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
         help=f"largest screenshot area the model sees (default {DEFAULT_MAX_PIXELS}, the "

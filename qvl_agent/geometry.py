@@ -149,6 +149,14 @@ class Frame(BaseModel):
         local_y = _clamp(round(y * self.monitor.height / self.resized_height), self.monitor.height)
         return self.monitor.left + local_x, self.monitor.top + local_y
 
+    def to_image(self, x: float, y: float) -> tuple[float, float]:
+        """A model-space point in the screenshot's own pixels, unrounded and unclamped.
+
+        For scoring against annotated boxes, where rounding to a pixel could move a point
+        across a box edge; acting uses :meth:`to_screen`.
+        """
+        return x * self.monitor.width / self.resized_width, y * self.monitor.height / self.resized_height
+
     def to_model(self, screen_x: float, screen_y: float) -> tuple[int, int]:
         """Map an absolute screen pixel to the model-space pixel that shows it."""
         local_x = screen_x - self.monitor.left

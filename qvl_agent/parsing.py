@@ -36,6 +36,8 @@ class Parsed:
     action: Action
     # Things the parser had to fix or ignore, for the record (e.g. "2 tool calls; used the first").
     notes: list[str] = field(default_factory=list)
+    # The box [x1, y1, x2, y2] (model pixels) when a point was answered as one; its centre is used.
+    box: tuple[float, float, float, float] | None = None
 
 
 def parse(text: str, frame: Frame, space: Space) -> Parsed:
@@ -59,12 +61,13 @@ def parse(text: str, frame: Frame, space: Space) -> Parsed:
             f'unknown action "{action_name}" for {TOOL_NAMES[space]}; valid actions are: '
             + ", ".join(SPACE_ACTIONS[space])
         )
-    fields = _normalise(action_name, arguments, frame, space, notes)
+    boxes: list[tuple[float, float, float, float]] = []
+    fields = _normalise(action_name, arguments, frame, space, notes, boxes)
     try:
         action = ACTION_ADAPTER.validate_python(fields)
     except ValidationError as error:
         raise ActionParseError(_explain(action_name, error)) from None
-    return Parsed(action=action, notes=notes)
+    return Parsed(action=action, notes=notes, box=boxes[0] if boxes else None)
 
 
 # -- finding the call ---------------------------------------------------------------------
@@ -155,7 +158,8 @@ def _arguments_of(call: dict[str, Any], space: Space, notes: list[str]) -> dict[
 
 
 def _normalise(
-    action_name: str, arguments: dict[str, Any], frame: Frame, space: Space, notes: list[str]
+    action_name: str, arguments: dict[str, Any], frame: Frame, space: Space, notes: list[str],
+    boxes: list[tuple[float, float, float, float]],
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {"action": action_name}
     allowed = set(ACTION_CLASSES[action_name].model_fields)
@@ -169,7 +173,7 @@ def _normalise(
         elif name not in allowed:
             notes.append(f'ignored argument "{name}" that {action_name} does not take')
         elif name in POINT_FIELDS:
-            fields[name] = _resolve(_point(name, value, notes), name, frame)
+            fields[name] = _resolve(_point(name, value, notes, boxes), name, frame)
         elif name in NUMBER_FIELDS:
             fields[name] = _number(name, value)
         elif name == "status" and isinstance(value, str):
@@ -201,7 +205,8 @@ def _number(name: str, value: Any) -> float:
     raise ActionParseError(f'"{name}" must be a number, got {json.dumps(value, ensure_ascii=False)}')
 
 
-def _point(name: str, value: Any, notes: list[str]) -> tuple[float, float]:
+def _point(name: str, value: Any, notes: list[str],
+           boxes: list[tuple[float, float, float, float]]) -> tuple[float, float]:
     """[x, y]; also "x, y" strings, numbers as strings, and [x1, y1, x2, y2] boxes (centre)."""
     numbers: list[Any]
     if isinstance(value, dict) and "x" in value and "y" in value:
@@ -223,6 +228,7 @@ def _point(name: str, value: Any, notes: list[str]) -> tuple[float, float]:
         return values[0], values[1]
     if len(values) == 4:
         notes.append(f'"{name}" was a box {values}; used its centre')
+        boxes.append((values[0], values[1], values[2], values[3]))
         return (values[0] + values[2]) / 2, (values[1] + values[3]) / 2
     raise ActionParseError(
         f'"{name}" must hold two numbers [x, y], got {len(values)}: {json.dumps(value)}'

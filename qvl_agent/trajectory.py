@@ -122,7 +122,7 @@ class RunWriter:
             raise FileExistsError(f"run directory {self.path} already exists and is not empty")
         (self.path / SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
         self.meta = meta
-        _write_atomically(self.path / META_FILE, meta.model_dump_json(indent=2))
+        write_atomically(self.path / META_FILE, meta.model_dump_json(indent=2))
         self._steps = open(self.path / STEPS_FILE, "a", encoding="utf-8")
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qvl-screenshot")
         self._pending: dict[int, Future[None]] = {}
@@ -144,7 +144,7 @@ class RunWriter:
 
     def finish(self, outcome: Outcome) -> None:
         self.meta = self.meta.model_copy(update={"outcome": outcome})
-        _write_atomically(self.path / META_FILE, self.meta.model_dump_json(indent=2))
+        write_atomically(self.path / META_FILE, self.meta.model_dump_json(indent=2))
         self.close()
 
     def close(self) -> None:
@@ -163,8 +163,9 @@ def _save_png(image: Image.Image, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide records from other users
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(text)
         file.flush()

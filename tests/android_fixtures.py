@@ -22,9 +22,10 @@ def adb_server() -> Iterator[AdbServer]:
 @pytest.fixture
 def phone(request, adb_server: AdbServer, tmp_path, monkeypatch) -> Iterator[SimulatedPhone]:
     """A fresh simulated phone, connected;
-    ``@pytest.mark.parametrize("phone", [{"adbkeyboard": True}], indirect=True)``."""
+    ``@pytest.mark.parametrize("phone", [{"adbkeyboard": True, "size": (720, 1600)}], indirect=True)``."""
     options = getattr(request, "param", {}) or {}
     monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(adb_server.port))
     monkeypatch.setenv("ADBUTILS_ADB_PATH", "/bin/false")  # never start a server on 5037
-    with SimulatedPhone(adb_server, tmp_path / "phone.json", adbkeyboard=bool(options.get("adbkeyboard"))) as phone:
+    with SimulatedPhone(adb_server, tmp_path / "phone.json", adbkeyboard=bool(options.get("adbkeyboard")),
+                        size=options.get("size", (1080, 2400))) as phone:
         yield phone

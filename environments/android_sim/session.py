@@ -69,8 +69,10 @@ class AdbServer:
 class SimulatedPhone:
     """The simulated phone as a process, connected to ``server``."""
 
-    def __init__(self, server: AdbServer, state_path: Path, adbkeyboard: bool = False) -> None:
+    def __init__(self, server: AdbServer, state_path: Path, adbkeyboard: bool = False,
+                 size: tuple[int, int] = (1080, 2400)) -> None:
         self.server = server
+        self.size = size
         self.port = free_port()
         self.serial = f"127.0.0.1:{self.port}"
         self.state_path = Path(state_path)
@@ -81,7 +83,8 @@ class SimulatedPhone:
 
     def start(self) -> SimulatedPhone:
         command = [sys.executable, "-m", "environments.android_sim", "--port", str(self.port),
-                   "--state", str(self.state_path)] + (["--adbkeyboard"] if self.adbkeyboard else [])
+                   "--state", str(self.state_path), "--size", "%dx%d" % self.size]
+        command += ["--adbkeyboard"] if self.adbkeyboard else []
         self._process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

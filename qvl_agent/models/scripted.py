@@ -6,6 +6,7 @@ The file is JSON Lines: one object per line with the raw model text under ``"res
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ class ScriptedModel:
         self._responses = list(responses)
         self.calls = 0
         self.prompts: list[Prompt] = []
+        self._lock = threading.Lock()  # evals call from several threads
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedModel:
@@ -52,14 +54,15 @@ class ScriptedModel:
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
         started = time.perf_counter()
-        if self.calls >= len(self._responses):
-            raise ModelError(
-                f"{self.name} has no response left: it holds {len(self._responses)} and "
-                f"call {self.calls + 1} asked for another"
-            )
-        text = self._responses[self.calls]
-        self.calls += 1
-        self.prompts.append(prompt)
+        with self._lock:
+            if self.calls >= len(self._responses):
+                raise ModelError(
+                    f"{self.name} has no response left: it holds {len(self._responses)} and "
+                    f"call {self.calls + 1} asked for another"
+                )
+            text = self._responses[self.calls]
+            self.calls += 1
+            self.prompts.append(prompt)
         return Response(
             text=text, timings={"generate": (time.perf_counter() - started) * 1000}
         )

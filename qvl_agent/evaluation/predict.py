@@ -1,0 +1,104 @@
+"""Ask a model about one saved screenshot, exactly as the agent would ask about a live one.
+
+The same prompt, resize and parser as ``qvl-agent run``: an eval number therefore says how
+the agent itself would do.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PIL import Image
+from pydantic import BaseModel
+
+from qvl_agent.actions import ACTION_ADAPTER, Action, Space, tool_call_json
+from qvl_agent.evaluation.samples import Target
+from qvl_agent.geometry import Frame, Monitor, model_view
+from qvl_agent.models.base import Model
+from qvl_agent.parsing import ActionParseError, parse
+from qvl_agent.prompts import build_prompt
+
+
+class ImageError(ValueError):
+    """The sample's image cannot be read; the sample is skipped, not scored."""
+
+
+class Prediction(BaseModel):
+    response: str
+    action: Action | None = None
+    # The action's first point in the screenshot's own pixels (unrounded).
+    point: tuple[float, float] | None = None
+    box: tuple[float, float, float, float] | None = None  # when the model answered a box
+    error: str | None = None  # why the answer could not be used
+    image_size: tuple[int, int]
+    resized_size: tuple[int, int]
+    prompt_tokens: int | None = None
+    generated_tokens: int | None = None
+    model_ms: float = 0.0
+
+
+def load_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as error:
+        raise ImageError(f"cannot read image {path}: {error}") from None
+
+
+def predict(model: Model, image: Image.Image, goal: str, space: Space,
+            min_pixels: int, max_pixels: int, history: list[Target] | None = None) -> Prediction:
+    width, height = image.size
+    frame = Frame.fit(Monitor(width=width, height=height), min_pixels, max_pixels)
+    calls = [tool_call_json(target_action(t, frame), space) for t in history or []]
+    prompt = build_prompt(goal, space, frame, calls)
+    resized = model_view(image, frame)
+    started = time.perf_counter()
+    response = model.respond(prompt, resized)
+    prediction = Prediction(
+        response=response.text, image_size=(width, height), resized_size=frame.resized_size,
+        prompt_tokens=response.prompt_tokens, generated_tokens=response.generated_tokens,
+        model_ms=round((time.perf_counter() - started) * 1000, 3))
+    try:
+        parsed = parse(response.text, frame, space)
+    except ActionParseError as error:
+        prediction.error = str(error)
+        return prediction
+    prediction.action = parsed.action
+    points = parsed.action.points()
+    if points:
+        prediction.point = frame.to_image(*points[0].model)
+    if parsed.box is not None:
+        x1, y1 = frame.to_image(*parsed.box[:2])
+        x2, y2 = frame.to_image(*parsed.box[2:])
+        prediction.box = (x1, y1, x2, y2)
+    return prediction
+
+
+def target_action(target: Target, frame: Frame) -> Action:
+    """A ground-truth step as the tool call the model would have made (for its history)."""
+    fields: dict = {"action": target.action}
+    points = {"coordinate": target.point, "coordinate2": target.point2}
+    if target.action == "swipe" and target.point is None:
+        # AndroidControl stores only a direction: a swipe over the middle third of the screen.
+        centre = (frame.monitor.width / 2, frame.monitor.height / 2)
+        reach = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[target.direction or "up"]
+        points = {"coordinate": (centre[0] - reach[0] * frame.monitor.width / 6,
+                                 centre[1] - reach[1] * frame.monitor.height / 6),
+                  "coordinate2": (centre[0] + reach[0] * frame.monitor.width / 6,
+                                  centre[1] + reach[1] * frame.monitor.height / 6)}
+    for name, point in points.items():
+        if point is not None:
+            screen = (frame.monitor.left + round(point[0]), frame.monitor.top + round(point[1]))
+            fields[name] = {"model": frame.to_model(*screen), "screen": screen}
+    if target.action in ("type", "open", "answer"):
+        fields["text"] = target.text or ""
+    elif target.action == "terminate":
+        fields["status"] = target.text if target.text in ("success", "failure") else "success"
+    elif target.action == "system_button":
+        fields["button"] = target.button
+    elif target.action == "key":
+        fields["keys"] = (target.text or "").split("+")
+    elif target.action == "scroll":
+        fields["pixels"] = 100 if target.direction == "up" else -100
+    return ACTION_ADAPTER.validate_python(fields)

@@ -1,0 +1,96 @@
+"""Reading annotation files record by record, so one bad record never stops a dataset.
+
+An annotation source is a ``.json`` file (a list of records, or one record), a ``.jsonl``
+file (one record per line), or a directory tree of them (read in path order). Each record comes
+with where it is, "FILE:LINE" or "FILE record N", for error messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from qvl_agent.evaluation.samples import DatasetError, Skipped
+
+ANNOTATION_SUFFIXES = (".json", ".jsonl")
+
+
+def annotation_files(source: Path) -> list[Path]:
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.suffix in ANNOTATION_SUFFIXES and p.is_file())
+        if not files:
+            raise DatasetError(f"{source} holds no .json or .jsonl annotation files")
+        return files
+    if source.is_file():
+        return [source]
+    raise DatasetError(f"annotation file or directory not found: {source}")
+
+
+def read_records(source: Path) -> Iterator[tuple[str, Any] | Skipped]:
+    """``(where, record)`` for each record, or a :class:`Skipped` for one that is not JSON."""
+    for path in annotation_files(source):
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".jsonl":
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"{path}:{number}", json.loads(line)
+                except json.JSONDecodeError as error:
+                    yield Skipped(where=f"{path}:{number}", reason=f"not valid JSON ({error.msg})")
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            yield Skipped(where=f"{path}:{error.lineno}", reason=f"not valid JSON ({error.msg}); file skipped")
+            continue
+        for number, record in enumerate(data if isinstance(data, list) else [data]):
+            yield f"{path} record {number}", record
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """Width and height from the image header (the pixels are not decoded)."""
+    with Image.open(path) as image:
+        return image.size
+
+
+def resolve_image(name: str, images: Path | None, annotation_where: str) -> Path:
+    """Where an annotation's image file is: under ``images`` (as named, then by its bare file
+    name), else beside the annotation file. The first candidate when none exists, for the
+    error message."""
+    annotation_dir = Path(annotation_where.split(":")[0].split(" record ")[0]).parent
+    bases = [images] if images is not None else [annotation_dir]
+    candidates = [base / relative for base in bases for relative in (Path(name), Path(Path(name).name))]
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+class RecordError(ValueError):
+    """One record that cannot be used; becomes a :class:`Skipped` with its location."""
+
+
+def field(record: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(record, dict):
+        raise RecordError(f"expected a JSON object, got {type(record).__name__}")
+    if name not in record:
+        raise RecordError(f'missing field "{name}"')
+    value = record[name]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise RecordError(f'field "{name}" has the wrong type ({type(value).__name__})')
+    return value
+
+
+def numbers(value: Any, count: int, name: str) -> list[float]:
+    """``value`` as ``count`` numbers; JSON strings such as "[0.5, 0.2]" are accepted."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise RecordError(f'field "{name}" is not a list of numbers: {value!r}') from None
+    if (not isinstance(value, list) or len(value) != count
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise RecordError(f'field "{name}" must hold {count} numbers, got {json.dumps(value)}')
+    return [float(v) for v in value]

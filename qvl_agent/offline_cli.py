@@ -1,0 +1,189 @@
+"""The commands that work on saved screens and records: ``eval``, ``ground``, ``report``,
+``replay``. Registered on the main ``qvl-agent`` parser by :mod:`qvl_agent.cli`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from qvl_agent.cli import CliError, model_from_args, model_options, pixel_options
+
+
+def register(commands) -> None:
+    evaluate = commands.add_parser("eval", help="score a model on a grounding set or recorded episodes")
+    evaluate.add_argument("--format", required=True,
+                          choices=("screenspot", "screenspot-pro", "aitz", "androidcontrol", "run"))
+    evaluate.add_argument("--annotations", required=True, type=Path,
+                          help="annotation file or directory (for --format run: run directories)")
+    evaluate.add_argument("--images", type=Path, default=None,
+                          help="image folder (default: beside the annotation files)")
+    evaluate.add_argument("--out", required=True, type=Path,
+                          help="output directory; rerunning the same eval there resumes it")
+    evaluate.add_argument("--scorer", default="aitw", choices=("aitw", "norm1000", "box"),
+                          help="step formats: the click and text rule (see README 'Evaluation')")
+    evaluate.add_argument("--level", default="high", choices=("high", "low"),
+                          help="androidcontrol: low adds each step's instruction to the goal")
+    evaluate.add_argument("--scroll", default="content", choices=("content", "finger"),
+                          help="androidcontrol: what a scroll's direction names (default content, "
+                          "i.e. 'down' = the finger moves up)")
+    evaluate.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    evaluate.add_argument("--workers", type=int, default=1, help="samples in flight at once")
+    model_options(evaluate)
+    pixel_options(evaluate)
+    evaluate.set_defaults(handler=_eval)
+
+    ground = commands.add_parser("ground", help="ask where one described element is on an image")
+    ground.add_argument("image", type=Path)
+    ground.add_argument("description", help='e.g. "the Submit button"')
+    ground.add_argument("--space", choices=("computer", "mobile"), default="computer")
+    ground.add_argument("--save", type=Path, default=None, help="write the image with the point drawn")
+    model_options(ground)
+    pixel_options(ground)
+    ground.set_defaults(handler=_ground)
+
+    report = commands.add_parser("report", help="write a self-contained HTML page of a run or an eval")
+    report.add_argument("directory", type=Path, help="a run directory or an eval --out directory")
+    report.add_argument("--out", type=Path, default=None, help="HTML file (default DIRECTORY/report.html)")
+    report.set_defaults(handler=_report)
+
+    replay = commands.add_parser("replay", help="re-execute a recorded run's actions on a device")
+    replay.add_argument("run_dir", type=Path)
+    replay.add_argument("--device", default="desktop",
+                        help="desktop (default), android, android:SERIAL or image:FILE")
+    replay.add_argument("--monitor", type=int, default=1)
+    replay.add_argument("--dry-run", action="store_true", help="compare screens, never act")
+    replay.add_argument("--confirm", action="store_true", help="ask before each action (needs a TTY)")
+    replay.add_argument("--settle", type=float, default=0.5, help="seconds to wait after each action")
+    replay.add_argument("--threshold", type=float, default=0.05,
+                        help="a step whose screen differs more than this (0-1) counts as diverged")
+    replay.add_argument("--out", type=Path, default=None, help="write the per-step report as JSON")
+    replay.set_defaults(handler=_replay)
+
+
+# -- eval -----------------------------------------------------------------------------------------
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from qvl_agent.evaluation.runner import EvalConfig, EvalError, run_eval
+    from qvl_agent.evaluation.samples import DatasetError
+    from qvl_agent.models import ModelError
+
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1")
+    config = EvalConfig(format=args.format, annotations=str(args.annotations),
+                        images=str(args.images) if args.images else None, model=args.model,
+                        min_pixels=args.min_pixels, max_pixels=args.max_pixels, scorer=args.scorer,
+                        level=args.level, scroll=args.scroll, limit=args.limit)
+    model = model_from_args(args)
+    try:
+        metrics = run_eval(config, model, args.out, workers=args.workers)
+    except (EvalError, DatasetError) as error:
+        raise CliError(str(error)) from None
+    except ModelError as error:
+        raise CliError(f"the model failed: {error}; finished samples are kept in {args.out}, "
+                       "rerun the same command to resume") from None
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished samples are kept in {args.out}: rerun the same command "
+              "to resume", file=sys.stderr)
+        return 130
+    for skip in metrics["skipped_samples"]:
+        print(f"skipped {skip}", file=sys.stderr)
+    print(summary_line(metrics))
+    print(f"metrics: {args.out / 'metrics.json'}")
+    return 0
+
+
+def summary_line(metrics: dict) -> str:
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    if "accuracy" in metrics:
+        return (f"accuracy {percent(metrics['accuracy'])} (pooled), "
+                f"{percent(metrics['macro_accuracy'])} ({metrics['macro_accuracy_is']}); "
+                f"n={metrics['n']}, wrong format {metrics['wrong_format']}, skipped {metrics['skipped']}")
+    episodes = metrics["episodes"]
+    return (f"type match {percent(metrics['type_match'])}, exact match {percent(metrics['exact_match'])} "
+            f"[{metrics['scorer']}]; episode success {percent(episodes['success_rate'])} "
+            f"over {episodes['n']}; n={metrics['n']}, skipped {metrics['skipped']}")
+
+
+# -- ground ---------------------------------------------------------------------------------------
+
+
+def _ground(args: argparse.Namespace) -> int:
+    from qvl_agent.evaluation.predict import ImageError, load_image, predict
+    from qvl_agent.models import ModelError
+
+    try:
+        image = load_image(args.image)
+    except ImageError as error:
+        raise CliError(str(error)) from None
+    model = model_from_args(args)
+    try:
+        prediction = predict(model, image, args.description, args.space, args.min_pixels, args.max_pixels)
+    except ModelError as error:
+        raise CliError(f"the model failed: {error}") from None
+    out = {"image": str(args.image), "size": list(prediction.image_size),
+           "resized": list(prediction.resized_size), "response": prediction.response}
+    if prediction.point is None:
+        reason = prediction.error or f"the answer ({prediction.action.action}) has no point"
+        print(json.dumps({**out, "error": reason}, ensure_ascii=False))
+        return 1
+    out["action"] = prediction.action.action
+    out["point"] = [round(v, 1) for v in prediction.point]
+    if prediction.box is not None:
+        out["box"] = [round(v, 1) for v in prediction.box]
+    if args.save is not None:
+        from qvl_agent.drawing import draw_marks
+
+        draw_marks(image, point=prediction.point, box=prediction.box).save(args.save)
+        out["saved"] = str(args.save)
+    print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def _report(args: argparse.Namespace) -> int:
+    from qvl_agent.report import ReportError, write_report
+
+    try:
+        path = write_report(args.directory, args.out)
+    except ReportError as error:
+        raise CliError(str(error)) from None
+    print(path)
+    return 0
+
+
+# -- replay ---------------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from qvl_agent.devices import DeviceError, open_device
+    from qvl_agent.guard import ask_on_terminal
+    from qvl_agent.replay import Replayer
+    from qvl_agent.trajectory import RunReadError, read_run
+
+    if args.confirm and not sys.stdin.isatty():
+        raise CliError("--confirm asks before each action and needs an interactive terminal")
+    try:
+        run = read_run(args.run_dir)
+    except RunReadError as error:
+        raise CliError(str(error)) from None
+    try:
+        device = open_device(args.device, monitor=args.monitor)
+    except DeviceError as error:
+        raise CliError(str(error)) from None
+    replayer = Replayer(device, dry_run=args.dry_run, confirm=ask_on_terminal if args.confirm else None,
+                        settle_seconds=args.settle, threshold=args.threshold)
+    try:
+        result = replayer.replay(run, on_step=lambda s: print(s.line(), file=sys.stderr, flush=True))
+    finally:
+        device.close()
+    if args.out is not None:
+        args.out.write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    print(result.summary())
+    return 0 if result.status == "matched" else 1

@@ -1,0 +1,139 @@
+"""``qvl-agent replay``: re-execute a recorded run's actions on a device, as a regression check.
+
+Before each recorded action the device's screen is captured and compared with the screenshot
+recorded at that step; a screen that differs more than the threshold marks the replay as
+diverged (the steps are still all tried, so the report shows where it went wrong and what
+followed). Actions are moved by the ratio of the screen sizes when the device's screen is
+not the recorded one's, and pass the same guard as ``run`` (dry-run, confirm).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel
+
+from qvl_agent.actions import Action, Point, describe, is_final
+from qvl_agent.devices.base import CaptureError, Device, DeviceError
+from qvl_agent.geometry import Monitor
+from qvl_agent.guard import Confirm, Guard
+from qvl_agent.trajectory import Run
+
+# Screens are compared at this width (grey levels), which ignores sub-pixel rendering noise.
+COMPARE_WIDTH = 256
+# A pixel counts as changed when its grey level moved by more than this (0-255).
+CHANGED_LEVEL = 24
+
+Status = Literal["matched", "diverged", "capture_error", "device_error", "declined"]
+
+
+def screen_difference(recorded: Image.Image, current: Image.Image) -> float:
+    """The fraction of the screen that changed (0 = identical, 1 = every pixel)."""
+    height = max(1, round(recorded.height * COMPARE_WIDTH / recorded.width))
+    a = np.asarray(recorded.convert("L").resize((COMPARE_WIDTH, height), Image.BILINEAR), dtype=np.int16)
+    b = np.asarray(current.convert("L").resize((COMPARE_WIDTH, height), Image.BILINEAR), dtype=np.int16)
+    return float((np.abs(a - b) > CHANGED_LEVEL).mean())
+
+
+def rescale(action: Action, recorded: Monitor, current: Monitor) -> Action:
+    """``action`` with its screen points moved from the recorded monitor onto ``current``."""
+    updates = {}
+    for name, value in action:
+        if isinstance(value, Point) and value.screen is not None:
+            x = (value.screen[0] - recorded.left) * current.width / recorded.width
+            y = (value.screen[1] - recorded.top) * current.height / recorded.height
+            x = min(max(round(x), 0), current.width - 1)
+            y = min(max(round(y), 0), current.height - 1)
+            updates[name] = Point(model=value.model, screen=(current.left + x, current.top + y))
+    return action.model_copy(update=updates) if updates else action
+
+
+class ReplayStep(BaseModel):
+    index: int
+    action: str
+    difference: float | None = None  # changed fraction of the screen before the action
+    outcome: Literal["executed", "dry_run", "declined", "final", "no_action", "failed"]
+    error: str | None = None
+
+    def line(self) -> str:
+        seen = f"screen differs {100 * self.difference:5.1f}%" if self.difference is not None else ""
+        error = f"  error: {self.error}" if self.error else ""
+        return f"replay {self.index:>3}  {self.action}  [{self.outcome}] {seen}{error}"
+
+
+class ReplayResult(BaseModel):
+    run: str
+    status: Status
+    threshold: float
+    steps: list[ReplayStep]
+
+    def summary(self) -> str:
+        worst = max((s.difference for s in self.steps if s.difference is not None), default=0.0)
+        over = [s.index for s in self.steps if s.difference is not None and s.difference > self.threshold]
+        where = f"; over {100 * self.threshold:g}% at steps {over}" if over else ""
+        return (f"{self.status}: {len(self.steps)} steps replayed, largest screen difference "
+                f"{100 * worst:.1f}%{where}")
+
+
+class Replayer:
+    def __init__(self, device: Device, dry_run: bool = False, confirm: Confirm | None = None,
+                 settle_seconds: float = 0.5, threshold: float = 0.05) -> None:
+        self.device = device
+        self.guard = Guard(dry_run=dry_run, confirm=confirm)
+        self.settle_seconds = settle_seconds
+        self.threshold = threshold
+
+    def replay(self, run: Run, on_step: Callable[[ReplayStep], None] | None = None) -> ReplayResult:
+        steps: list[ReplayStep] = []
+        status: Status = "matched"
+        for recorded in run.steps:
+            step, stop = self._replay_step(run, recorded)
+            steps.append(step)
+            if on_step is not None:
+                on_step(step)
+            if step.difference is not None and step.difference > self.threshold and status == "matched":
+                status = "diverged"
+            if stop is not None:
+                status = stop
+                break
+            if step.outcome == "final":
+                break
+        return ReplayResult(run=str(run.path), status=status, threshold=self.threshold, steps=steps)
+
+    def _replay_step(self, run: Run, recorded) -> tuple[ReplayStep, Status | None]:
+        action = recorded.action
+        if action is None:
+            return ReplayStep(index=recorded.index, action="(no action)", outcome="no_action"), None
+        try:
+            observation = self.device.screenshot()
+        except (CaptureError, DeviceError) as error:
+            return (ReplayStep(index=recorded.index, action=describe(action), outcome="failed",
+                               error=f"screenshot failed, nothing was done: {error}"), "capture_error")
+        with Image.open(run.path / recorded.screenshot) as image:
+            difference = screen_difference(image, observation.image)
+        action = rescale(action, recorded.frame.monitor, observation.monitor)
+        step = ReplayStep(index=recorded.index, action=describe(action), difference=round(difference, 4),
+                          outcome="final")
+        if is_final(action):
+            return step, None
+        decision = self.guard.decide(action)
+        if decision == "declined":
+            step.outcome = "declined"
+            return step, "declined"
+        if decision == "dry_run":
+            step.outcome = "dry_run"
+            return step, None
+        try:
+            self.device.execute(action)
+        except DeviceError as error:
+            step.outcome, step.error = "failed", str(error)
+            return step, "device_error"
+        step.outcome = "executed"
+        if self.settle_seconds > 0:
+            time.sleep(self.settle_seconds)
+        return step, None
+
