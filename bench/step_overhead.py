@@ -53,8 +53,6 @@ def timed(function, *args, **kwargs):
 
 
 def run(steps: int) -> dict:
-    from PIL import Image
-
     from qvl_agent.devices.desktop import DesktopDevice
     from qvl_agent.geometry import Frame, model_view
     from qvl_agent.models.checkpoint import build_random_checkpoint

@@ -15,7 +15,6 @@ last complete step (a torn last line is ignored).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys

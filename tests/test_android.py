@@ -1,7 +1,6 @@
 """The Android path end to end: scripted model -> agent -> AndroidDevice -> adbutils ->
 the real adb server -> the simulated phone, with outcomes read from the phone's state."""
 
-import json
 import subprocess
 import sys
 

@@ -33,3 +33,8 @@ def test_step_overhead_bench_runs(tmp_path):
 def test_android_capture_bench_runs(tmp_path):
     figures = run_bench("android_capture.py", tmp_path / "android.json", "--runs", "2")
     assert figures["capture_raw_ms"] > 0 and figures["capture_png_ms"] > 0 and figures["tap_round_trip_ms"] > 0
+
+
+def test_eval_throughput_bench_runs(tmp_path):
+    figures = run_bench("eval_throughput.py", tmp_path / "eval.json", "--samples", "12", "--workers", "1,2", "--runs", "1")
+    assert figures["workers"]["1"]["samples_per_s"] > 0 and figures["workers"]["2"]["speedup"] > 0

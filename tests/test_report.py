@@ -15,7 +15,7 @@ from qvl_agent.agent import Agent, AgentConfig
 from qvl_agent.devices.still import StillImageDevice
 from qvl_agent.geometry import Frame, Monitor
 from qvl_agent.models.scripted import ScriptedModel
-from tests.agent_helpers import tool_call, write_script
+from tests.agent_helpers import tool_call
 
 BLUE = (0, 0, 255)
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from qvl_agent.actions import Action, Point
 from qvl_agent.evaluation.records import (
-    RecordError, field, image_size, numbers, read_records, resolve_image,
+    RecordError, field, image_size, numbers, resolve_image, usable_records,
 )
 from qvl_agent.evaluation.samples import (
     OPPOSITE, Box, DatasetError, Skipped, StepSample, Target, finger_direction,
@@ -43,11 +43,7 @@ def read_aitz(annotations: Path, images: Path | None) -> Loaded:
     episodes: dict[str, list[tuple[str, dict, Target, list[Box]]]] = {}
     skipped: list[Skipped] = []
     gappy: set[str] = set()
-    for item in read_records(annotations):
-        if isinstance(item, Skipped):
-            skipped.append(item)
-            continue
-        where, record = item
+    for where, record in usable_records(annotations, skipped):
         episode = str(record.get("episode_id")) if isinstance(record, dict) else None
         try:
             episode = str(field(record, "episode_id", (str, int)))
@@ -126,11 +122,7 @@ def read_androidcontrol(annotations: Path, images: Path | None, level: str = "hi
     samples: list[StepSample] = []
     skipped: list[Skipped] = []
     gappy: set[str] = set()
-    for item in read_records(annotations):
-        if isinstance(item, Skipped):
-            skipped.append(item)
-            continue
-        where, record = item
+    for where, record in usable_records(annotations, skipped):
         try:
             episode = str(field(record, "episode_id", (str, int)))
             goal = field(record, "goal", str)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qvl_agent.evaluation.records import (
-    RecordError, field, image_size, numbers, read_records, resolve_image,
+    RecordError, field, image_size, numbers, resolve_image, usable_records,
 )
 from qvl_agent.evaluation.samples import Box, GroundingSample, Skipped
 
@@ -28,11 +28,7 @@ def read_screenspot(annotations: Path, images: Path | None, pro: bool = False,
                     ) -> tuple[list[GroundingSample], list[Skipped]]:
     samples: list[GroundingSample] = []
     skipped: list[Skipped] = []
-    for item in read_records(annotations):
-        if isinstance(item, Skipped):
-            skipped.append(item)
-            continue
-        where, record = item
+    for where, record in usable_records(annotations, skipped):
         try:
             samples.append(_sample(record, where, images, pro, len(samples) + len(skipped)))
         except RecordError as error:

@@ -7,6 +7,7 @@ the agent itself would do.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image
@@ -44,6 +45,21 @@ def load_image(path: Path) -> Image.Image:
             return image.convert("RGB")
     except (OSError, ValueError) as error:
         raise ImageError(f"cannot read image {path}: {error}") from None
+
+
+def load_image_cached(path: Path) -> Image.Image:
+    """:func:`load_image`, remembering the last few: grounding sets ask several questions
+    about each screenshot, and decoding a PNG costs more than everything else we do."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as error:
+        raise ImageError(f"cannot read image {path}: {error}") from None
+    return _load_image_at(path, stamp)
+
+
+@lru_cache(maxsize=8)
+def _load_image_at(path: Path, stamp: int) -> Image.Image:
+    return load_image(path)  # callers only read it (model_view makes the resized copy)
 
 
 def predict(model: Model, image: Image.Image, goal: str, space: Space,

@@ -52,6 +52,15 @@ def read_records(source: Path) -> Iterator[tuple[str, Any] | Skipped]:
             yield f"{path} record {number}", record
 
 
+def usable_records(source: Path, skipped: list[Skipped]) -> Iterator[tuple[str, Any]]:
+    """:func:`read_records` with the unreadable ones added to ``skipped``."""
+    for item in read_records(source):
+        if isinstance(item, Skipped):
+            skipped.append(item)
+        else:
+            yield item
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """Width and height from the image header (the pixels are not decoded)."""
     with Image.open(path) as image:

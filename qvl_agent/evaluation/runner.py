@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from qvl_agent.evaluation.episodes import read_aitz, read_androidcontrol, read_runs, target_from_action
 from qvl_agent.evaluation.grounding_sets import read_screenspot
 from qvl_agent.evaluation.metrics import grounding_metrics, step_metrics
-from qvl_agent.evaluation.predict import ImageError, Prediction, load_image, predict
+from qvl_agent.evaluation.predict import ImageError, Prediction, load_image_cached, predict
 from qvl_agent.evaluation.progress import Progress
 from qvl_agent.evaluation.samples import GroundingSample, Skipped, StepSample
 from qvl_agent.evaluation.scorers import STEP_SCORERS, point_in_box
@@ -133,7 +133,7 @@ def _run_all(evaluate, todo: list, workers: int) -> None:
 
 def _evaluate(sample, config: EvalConfig, model: Model, score) -> dict[str, Any]:
     try:
-        image = load_image(sample.image)
+        image = load_image_cached(sample.image)
     except ImageError as error:
         return {"image": str(sample.image), "skipped": str(error)}
     space = getattr(sample, "space", "computer")
