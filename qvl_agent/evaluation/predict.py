@@ -65,7 +65,10 @@ def _load_image_at(path: Path, stamp: int) -> Image.Image:
 def predict(model: Model, image: Image.Image, goal: str, space: Space,
             min_pixels: int, max_pixels: int, history: list[Target] | None = None) -> Prediction:
     width, height = image.size
-    frame = Frame.fit(Monitor(width=width, height=height), min_pixels, max_pixels)
+    try:
+        frame = Frame.fit(Monitor(width=width, height=height), min_pixels, max_pixels)
+    except ValueError as error:  # e.g. an aspect ratio beyond 200:1
+        raise ImageError(f"a {width}x{height} image cannot be shown to the model: {error}") from None
     calls = [tool_call_json(target_action(t, frame), space) for t in history or []]
     prompt = build_prompt(goal, space, frame, calls)
     resized = model_view(image, frame)

@@ -132,14 +132,14 @@ def _run_all(evaluate, todo: list, workers: int) -> None:
 
 
 def _evaluate(sample, config: EvalConfig, model: Model, score) -> dict[str, Any]:
-    try:
-        image = load_image_cached(sample.image)
-    except ImageError as error:
-        return {"image": str(sample.image), "skipped": str(error)}
     space = getattr(sample, "space", "computer")
     goal = getattr(sample, "goal", None) or sample.instruction
-    prediction = predict(model, image, goal, space, config.min_pixels, config.max_pixels,
-                         getattr(sample, "history", None))
+    try:
+        image = load_image_cached(sample.image)
+        prediction = predict(model, image, goal, space, config.min_pixels, config.max_pixels,
+                             getattr(sample, "history", None))
+    except ImageError as error:
+        return {"image": str(sample.image), "skipped": str(error)}
     return {"image": str(sample.image), **score(sample, prediction, config),
             "response": prediction.response, "error": prediction.error,
             "image_size": prediction.image_size, "resized_size": prediction.resized_size,
