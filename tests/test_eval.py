@@ -324,3 +324,27 @@ def test_a_missing_dataset_is_a_one_line_error(tmp_path):
     result = qvl("eval", "--format", "aitz", "--annotations", str(tmp_path / "nope"), "--model", "scripted:x.jsonl",
                  "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_keeps_finished_samples_and_the_rerun_skips_them(tmp_path):
+    data = write_synthetic_screenspot(tmp_path, 9, hit_share=1.0)
+    answers = [json.loads(line)["response"] for line in data["script"].read_text().splitlines()]
+    asked = []
+
+    class InterruptedAtFive:
+        name = "scripted"
+
+        def respond(self, prompt, image):
+            if len(asked) == 5:
+                raise KeyboardInterrupt
+            asked.append(prompt)
+            return Response(text=answers[len(asked) - 1])
+
+    config = EvalConfig(format="screenspot", annotations=str(data["annotations"]), images=str(data["images"]),
+                        model="scripted", max_pixels=SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config, InterruptedAtFive(), tmp_path / "out")
+    assert len(read_predictions(tmp_path / "out")) == 5
+    rest = ScriptedModel(answers[5:])
+    metrics = run_eval(config, rest, tmp_path / "out")
+    assert rest.calls == 4 and metrics["n"] == 9 and metrics["accuracy"] == 1.0
