@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ from qvl_agent.actions import Point, describe
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, Monitor
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+API_KEY_ENV = "OPENAI_API_KEY"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     parse.add_argument("--space", choices=("computer", "mobile"), default="computer")
     _pixel_options(parse)
     parse.set_defaults(handler=_parse)
+
     return parser
 
 
@@ -69,21 +72,51 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose and configure the model; read back by :func:`model_from_args`."""
     parser.add_argument(
         "--model", default=DEFAULT_MODEL,
-        help=f"hub id or local path of a Qwen2.5-VL checkpoint, or scripted:FILE.jsonl "
-        f"(default {DEFAULT_MODEL})",
+        help=f"hub id or local path of a Qwen2.5-VL checkpoint, or scripted:FILE.jsonl; with "
+        f"--endpoint, the model name the server serves (default {DEFAULT_MODEL})",
     )
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument(
+        "--endpoint", metavar="URL", default=None,
+        help="an OpenAI-compatible server to ask instead of loading the model here "
+        "(vLLM, SGLang, qvl-agent serve), e.g. http://127.0.0.1:8000/v1",
+    )
+    parser.add_argument(
+        "--api-key-env", metavar="VAR", default=None,
+        help=f"environment variable holding the endpoint's API key (default {API_KEY_ENV}, "
+        "if set); the key itself is never taken on the command line, printed or recorded",
+    )
+    parser.add_argument("--request-timeout", type=float, default=120.0, metavar="S",
+                        help="seconds an endpoint may take to answer one request (default 120)")
 
 
 def model_from_args(args: argparse.Namespace):
     """The model the options of :func:`model_options` name; a load failure is a CliError."""
     from qvl_agent.models import ModelError, load_model
 
-    print(f"loading model {args.model} ...", file=sys.stderr)
     try:
+        if args.endpoint is not None:
+            model = load_model(args.model, endpoint=args.endpoint, api_key=api_key_from_env(args.api_key_env),
+                               max_new_tokens=args.max_new_tokens, timeout=args.request_timeout)
+            print(f"using {model.name} ...", file=sys.stderr)
+            model.check()
+            return model
+        if args.api_key_env is not None:
+            raise CliError("--api-key-env goes with --endpoint (a local model needs no key)")
+        print(f"loading model {args.model} ...", file=sys.stderr)
         return load_model(args.model, max_new_tokens=args.max_new_tokens)
     except ModelError as error:
         raise CliError(str(error)) from None
+
+
+def api_key_from_env(variable: str | None) -> str | None:
+    """The key in ``$variable``; without one named, $OPENAI_API_KEY when it is set."""
+    if variable is None:
+        return os.environ.get(API_KEY_ENV) or None
+    key = os.environ.get(variable)
+    if not key:
+        raise CliError(f"--api-key-env {variable}: the environment variable {variable} is not set")
+    return key
 
 
 def _pixel_options(parser: argparse.ArgumentParser) -> None:
