@@ -65,6 +65,26 @@ def _parser() -> argparse.ArgumentParser:
     _pixel_options(parse)
     parse.set_defaults(handler=_parse)
 
+    serve = commands.add_parser(
+        "serve", help="serve a local checkpoint over an OpenAI-compatible chat-completions API")
+    serve.add_argument("--model", default=DEFAULT_MODEL, help="hub id or local path of a Qwen2.5-VL checkpoint")
+    serve.add_argument("--served-model-name", default=None,
+                       help="the model name clients ask for (default: --model as given)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; others need --allow-remote and a key)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow binding beyond loopback (an API key is then required)")
+    serve.add_argument("--api-key-env", metavar="VAR", default=None,
+                       help="environment variable holding the key clients must send as a Bearer token")
+    serve.add_argument("--max-new-tokens", type=int, default=256,
+                       help="most tokens one answer may have (requests asking for more get this many)")
+    serve.add_argument("--max-pixels", type=int, default=None,
+                       help="largest image area accepted (default: the checkpoint's max_pixels)")
+    serve.add_argument("--max-queue", type=int, default=64,
+                       help="requests that may wait for the model before new ones get 503")
+    serve.set_defaults(handler=_serve)
+
     return parser
 
 
@@ -215,6 +235,35 @@ def _devices(args: argparse.Namespace) -> int:
     for info in devices:
         size = screen_size(client, info["serial"]) if info["state"] == "device" else "-"
         print(f"{info['serial']:<24} {info['state']:<13} {info.get('model', '-'):<20} {size}")
+    return 0
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from qvl_agent.models import ModelError
+    from qvl_agent.server import httpd
+    from qvl_agent.server.completions import CompletionService
+
+    api_key = api_key_from_env(args.api_key_env) if args.api_key_env else None
+    try:
+        httpd.check_bind(args.host, args.allow_remote, api_key)
+    except httpd.BindRefused as error:
+        raise CliError(str(error)) from None
+    print(f"loading model {args.model} ...", file=sys.stderr)
+    try:
+        from qvl_agent.models.local import LocalModel
+
+        model = LocalModel(args.model, max_new_tokens=args.max_new_tokens)
+        service = CompletionService(model, args.served_model_name or args.model, max_new_tokens=args.max_new_tokens,
+                                    max_pixels=args.max_pixels, max_queue=args.max_queue)
+    except ModelError as error:
+        raise CliError(str(error)) from None
+    try:
+        httpd.run(service, args.host, args.port, api_key)
+    except OSError as error:  # the port is taken, the address is not ours, ...
+        raise CliError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}") from None
     return 0
 
 
