@@ -85,6 +85,25 @@ def _parser() -> argparse.ArgumentParser:
                        help="requests that may wait for the model before new ones get 503")
     serve.set_defaults(handler=_serve)
 
+    batch = commands.add_parser(
+        "run-batch", help="run a task suite across several devices at once, one episode per device at a time")
+    batch.add_argument("tasks", help='JSON Lines file: {"id": ..., "goal": ..., optional "max_steps": N} per line')
+    batch.add_argument("--device", action="append", required=True, metavar="SPEC[,SPEC...]",
+                       help="devices to run on, e.g. android:SERIAL1,android:SERIAL2 (or repeat --device)")
+    batch.add_argument("--workers", type=int, default=None,
+                       help="episodes at once (default: one per device; at most one per device)")
+    model_options(batch)
+    batch.add_argument("--max-steps", type=int, default=30, help="step budget of a task without its own")
+    batch.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget per episode")
+    _pixel_options(batch)
+    batch.add_argument("--settle", type=float, default=0.5,
+                       help="seconds to wait after each action before the next screenshot")
+    batch.add_argument("--dry-run", action="store_true", help="run every loop but never act on a device")
+    batch.add_argument("--shuffle", action="store_true", help="run the tasks in a random order (see --seed)")
+    batch.add_argument("--seed", type=int, default=None, help="seed of --shuffle (default: a random one, recorded)")
+    batch.add_argument("--record", default=None,
+                       help="directory for the episodes and summary.json (default runs/batch-<time>)")
+    batch.set_defaults(handler=_run_batch)
     return parser
 
 
@@ -236,6 +255,45 @@ def _devices(args: argparse.Namespace) -> int:
         size = screen_size(client, info["serial"]) if info["state"] == "device" else "-"
         print(f"{info['serial']:<24} {info['state']:<13} {info.get('model', '-'):<20} {size}")
     return 0
+
+
+# -- run-batch --------------------------------------------------------------------------
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    import random
+
+    from qvl_agent.agent import AgentConfig
+    from qvl_agent.batch import BatchError, default_batch_dir, read_tasks, run_batch, summary_table
+    from qvl_agent.devices import open_device
+
+    devices = [spec.strip() for value in args.device for spec in value.split(",") if spec.strip()]
+    if len(set(devices)) != len(devices):
+        raise CliError(f"a device is listed twice in --device {','.join(devices)}; each runs one episode at a time")
+    workers = args.workers or len(devices)
+    if not 1 <= workers <= len(devices):
+        raise CliError(f"--workers {workers}: each worker needs its own device and {len(devices)} are listed")
+    if workers > 1 and args.endpoint is None and args.model.startswith("scripted:"):
+        raise CliError("a scripted model replays one sequence of answers and cannot serve episodes running "
+                       "at once: use --workers 1")
+    try:
+        tasks = read_tasks(args.tasks)
+    except BatchError as error:
+        raise CliError(str(error)) from None
+    seed = (args.seed if args.seed is not None else random.randrange(2**31)) if args.shuffle else None
+    config = AgentConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, min_pixels=args.min_pixels,
+                         max_pixels=args.max_pixels, dry_run=args.dry_run, settle_seconds=args.settle)
+    model = model_from_args(args)
+    root = args.record or default_batch_dir()
+    print(f"{len(tasks)} tasks on {workers} devices, recorded in {root}", file=sys.stderr)
+    try:
+        summary = run_batch(tasks, devices[:workers], model, config, root, open_device,
+                            seed=seed, tasks_file=args.tasks, write=lambda line: print(line, file=sys.stderr, flush=True))
+    except BatchError as error:
+        raise CliError(str(error)) from None
+    print(summary_table(summary))
+    print(f"summary: {root}/summary.json")
+    return 0 if all(episode.status not in ("error", "not_run") for episode in summary.episodes) else 1
 
 
 # -- serve ------------------------------------------------------------------------------
