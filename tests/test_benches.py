@@ -33,3 +33,11 @@ def test_step_overhead_bench_runs(tmp_path):
 def test_android_capture_bench_runs(tmp_path):
     figures = run_bench("android_capture.py", tmp_path / "android.json", "--runs", "2")
     assert figures["capture_raw_ms"] > 0 and figures["capture_png_ms"] > 0 and figures["tap_round_trip_ms"] > 0
+
+
+def test_serve_client_bench_runs(tmp_path, tiny_checkpoint):
+    figures = run_bench("serve_client.py", tmp_path / "serve.json", "--model", str(tiny_checkpoint),
+                        "--requests", "2", "--runs", "1", "--levels", "1,2", "--max-new-tokens", "4")
+    assert figures["image"] == "672x1484" and figures["prompt_tokens"] > 1272
+    assert figures["per_request_ms"]["server"] > 0 and figures["per_request_ms"]["overhead"] > 0
+    assert set(figures["throughput"]) == {"1", "2"} and figures["throughput"]["1"]["speedup"] == 1
