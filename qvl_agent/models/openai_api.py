@@ -95,10 +95,9 @@ class EndpointModel:
         started = time.perf_counter()
         width, height = image.size
         messages = chat_messages(prompt, png_data_url(image))
+        content = self._body(messages, pixels=width * height)
         encoded_at = time.perf_counter()
-        body = {"model": self.model, "messages": messages,
-                "max_tokens": self.max_new_tokens, "temperature": 0.0}
-        response, waited = self._send(body, pixels=width * height)
+        response, waited = self._send(messages, width * height, content)
         answered_at = time.perf_counter()
         result = self._read_completion(response)
         result.timings = {
@@ -114,17 +113,22 @@ class EndpointModel:
             result.timings["server"] = server_ms
         return result
 
-    def _send(self, body: dict[str, Any], pixels: int) -> tuple[Any, float]:
-        """POST the completion; returns the response and the seconds lost to retries."""
+    def _body(self, messages: list[dict[str, Any]], pixels: int) -> bytes:
+        body: dict[str, Any] = {"model": self.model, "messages": messages,
+                                "max_tokens": self.max_new_tokens, "temperature": 0.0}
         if self.pixel_bounds:
             # Equal bounds: the only size the server may choose is the one we sent.
-            body = {**body, "mm_processor_kwargs": {"min_pixels": pixels, "max_pixels": pixels}}
-        response, waited = self._request("POST", "/chat/completions", json.dumps(body).encode("utf-8"))
+            body["mm_processor_kwargs"] = {"min_pixels": pixels, "max_pixels": pixels}
+        return json.dumps(body).encode("utf-8")
+
+    def _send(self, messages: list[dict[str, Any]], pixels: int, content: bytes) -> tuple[Any, float]:
+        """POST the completion; returns the response and the seconds lost to retries."""
+        response, waited = self._request("POST", "/chat/completions", content)
         if response.status_code == 400 and self.pixel_bounds and "mm_processor_kwargs" in self._message(response):
             log.warning("%s does not accept mm_processor_kwargs; sending the image without pixel "
                         "bounds (it is already at the size the model should see)", self.base_url)
             self.pixel_bounds = False
-            return self._send({k: v for k, v in body.items() if k != "mm_processor_kwargs"}, pixels)
+            return self._send(messages, pixels, self._body(messages, pixels))
         if response.status_code != 200:
             raise self._client_error(response, pixels)
         return response, waited
