@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,12 +15,14 @@ import openai
 import pytest
 from PIL import Image
 
+from environments.processes import wait_for
 from qvl_agent.geometry import Frame, Monitor, model_view, smart_resize
 from qvl_agent.models import ModelError
 from qvl_agent.models.openai_api import EndpointModel
 from qvl_agent.openai_wire import png_data_url
 from qvl_agent.prompts import build_prompt
-from qvl_agent.server.httpd import check_bind
+from qvl_agent.server.completions import CompletionService, RequestError
+from qvl_agent.server.httpd import ChatServer, check_bind
 from tests.serve_fixtures import SERVE_KEY, SERVED_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,8 +148,8 @@ def test_malformed_http_and_a_wrong_key_do_not_stop_the_server(tiny_server):
                 + b"\r\nContent-Length: 999999999\r\n\r\n"):
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(raw)
-            head = sock.recv(65536).decode(errors="replace")
-        assert head.split()[1] in ("400", "413") and '"error"' in head
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))  # the server closes after it
+        assert answer.split()[1] in (b"400", b"413") and b'"error"' in answer
 
     assert http.get(tiny_server.url.removesuffix("/v1") + "/health").json() == {"status": "ok"}
     assert http.post("/chat/completions", json=_chat(screen(5))).status_code == 200
@@ -179,3 +182,52 @@ def _chat(image: Image.Image, **extra) -> dict:
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": [{"type": "text", "text": "What is on the screen?"},
                                      {"type": "image_url", "image_url": {"url": png_data_url(image)}}]}]}
+
+
+def test_a_full_queue_answers_503_and_our_client_waits_its_turn(tiny_local_model):
+    """In-process server; the model is held at a gate so the queue fills up."""
+    class Gated:
+        def __init__(self, model):
+            self.model, self.gate = model, threading.Event()
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def respond_chat(self, *args):
+            self.gate.wait(30)
+            return self.model.respond_chat(*args)
+
+    class Counting(CompletionService):
+        refused = 0
+
+        def complete(self, body):
+            try:
+                return super().complete(body)
+            except RequestError as error:
+                self.refused += error.status == 503
+                raise
+
+    model = Gated(tiny_local_model)
+    service = Counting(model, "gated", max_new_tokens=4, max_queue=2)
+    server = ChatServer(("127.0.0.1", 0), service)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    client = EndpointModel(server.url, "gated", backoff=0.05, max_retries=3)
+    cases = [case(seed) for seed in (20, 21, 22)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            first = [pool.submit(client.respond, *pair) for pair in cases[:2]]
+            wait_for(lambda: service.in_flight == 2, 10, "two requests in flight")
+            full = httpx.post(server.url + "/chat/completions", json={**_chat(screen(6)), "model": "gated"}, timeout=10)
+            assert full.status_code == 503 and full.headers["retry-after"] == "1"
+            assert full.json()["error"]["type"] == "server_overloaded"
+            later = pool.submit(client.respond, *cases[2])
+            wait_for(lambda: service.refused == 2, 10, "the third request to be refused")
+            model.gate.set()  # it is retried after the 1 s the server asked for
+            answers = [future.result(timeout=30) for future in (*first, later)]
+        assert [a.text for a in answers] == [tiny_local_model.respond_chat(p.chat_text(), i, 4).text for p, i in cases]
+        assert answers[2].timings["retry"] >= 1000
+    finally:
+        model.gate.set()
+        server.shutdown()
+        server.server_close()
+        service.close()

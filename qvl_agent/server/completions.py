@@ -104,6 +104,11 @@ class CompletionService:
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered or waiting for the model."""
+        return self._waiting
+
     def models(self) -> dict[str, Any]:
         return {"object": "list", "data": [
             {"id": self.served_name, "object": "model", "created": self.created, "owned_by": "qvl-agent"}]}
@@ -174,7 +179,7 @@ class CompletionService:
     def _answer(self, chat_text: str, image: Image.Image, max_new_tokens: int):
         with self._waiting_lock:
             if self._waiting >= self.max_queue:
-                raise RequestError(503, f"the server is busy ({self._waiting} requests waiting); retry shortly",
+                raise RequestError(503, f"the server is busy ({self._waiting} requests in flight); retry shortly",
                                    kind="server_overloaded", headers={"Retry-After": "1"})
             self._waiting += 1
         try:
