@@ -61,30 +61,41 @@ def median(values: list[float]) -> float:
 
 def overhead(model, prompt, image, requests: int) -> dict:
     model.respond(prompt, image)  # warm-up: connection, the server's caches
-    stages: dict[str, list[float]] = {k: [] for k in ("encode", "request", "server", "transport", "parse", "overhead")}
+    stages: dict[str, list[float]] = {
+        k: [] for k in ("encode", "request", "server", "transport", "parse", "overhead")
+    }
     for _ in range(requests):
         timings = model.respond(prompt, image).timings
         transport = timings["request"] - timings["server"]
-        for name, value in (("encode", timings["encode"]), ("request", timings["request"]),
-                            ("server", timings["server"]), ("transport", transport),
-                            ("parse", timings["parse"]),
-                            ("overhead", timings["encode"] + transport + timings["parse"])):
+        for name, value in (
+            ("encode", timings["encode"]),
+            ("request", timings["request"]),
+            ("server", timings["server"]),
+            ("transport", transport),
+            ("parse", timings["parse"]),
+            ("overhead", timings["encode"] + transport + timings["parse"]),
+        ):
             stages[name].append(value)
     return {name: median(values) for name, values in stages.items()}
 
 
 def throughput(model, prompt, image, in_flight: int, requests: int) -> float:
     with ThreadPoolExecutor(in_flight) as pool:
-        list(pool.map(lambda _: model.respond(prompt, image), range(in_flight)))  # warm every connection
+        list(
+            pool.map(lambda _: model.respond(prompt, image), range(in_flight))
+        )  # warm every connection
         started = time.perf_counter()
         list(pool.map(lambda _: model.respond(prompt, image), range(requests)))
     return requests / (time.perf_counter() - started)
 
 
 def print_table(results: dict) -> None:
-    print(f"qvl-agent serve with {results['model']} ({results['image']} screenshot, {results['prompt_tokens']} "
-          f"prompt tokens, {results['max_new_tokens']} new tokens), {results['cpu_count']} CPUs, "
-          f"server on {results['server_threads']} threads")
+    print(
+        f"qvl-agent serve with {results['model']} ({results['image']} screenshot, "
+        f"{results['prompt_tokens']} prompt tokens, {results['max_new_tokens']} new tokens), "
+        f"{results['cpu_count']} CPUs, "
+        f"server on {results['server_threads']} threads"
+    )
     print(f"\nper request, median of {results['requests']} (ms)")
     for name, value in results["per_request_ms"].items():
         print(f"  {name:<12}{value:>10.2f}")
@@ -96,15 +107,23 @@ def print_table(results: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny", help="tiny (built here) or a checkpoint directory")
+    parser.add_argument(
+        "--model", default="tiny", help="tiny (built here) or a checkpoint directory"
+    )
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--levels", default="1,4,16", help="requests in flight, comma-separated")
     parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--server-threads", type=int, default=max(1, (os.cpu_count() or 2) // 2),
-                        help="the server's torch threads (default half the CPUs: this client needs some too, "
-                        "and OpenMP threads that outnumber free cores slow every request by several times)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve_client.json")
+    parser.add_argument(
+        "--server-threads",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="the server's torch threads (default half the CPUs: this client needs some too, "
+        "and OpenMP threads that outnumber free cores slow every request by several times)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "serve_client.json"
+    )
     args = parser.parse_args()
     from qvl_agent.models.checkpoint import build_random_checkpoint
     from qvl_agent.models.openai_api import EndpointModel
@@ -114,24 +133,46 @@ def main() -> int:
         checkpoint = args.model
         if checkpoint == "tiny":
             checkpoint = str(build_random_checkpoint(Path(scratch) / "tiny", "tiny"))
-        with ModelServer(["--model", checkpoint, "--served-model-name", SERVED,
-                          "--max-new-tokens", str(args.max_new_tokens)],
-                         env={"OMP_NUM_THREADS": str(args.server_threads)}) as server:
+        with ModelServer(
+            [
+                "--model",
+                checkpoint,
+                "--served-model-name",
+                SERVED,
+                "--max-new-tokens",
+                str(args.max_new_tokens),
+            ],
+            env={"OMP_NUM_THREADS": str(args.server_threads)},
+        ) as server:
             model = EndpointModel(server.url, SERVED, max_new_tokens=args.max_new_tokens)
             per_request = overhead(model, prompt, image, args.requests)
             prompt_tokens = model.respond(prompt, image).prompt_tokens
-            rates = {level: median([throughput(model, prompt, image, level, args.requests) for _ in range(args.runs)])
-                     for level in (int(text) for text in args.levels.split(","))}
+            rates = {
+                level: median(
+                    [
+                        throughput(model, prompt, image, level, args.requests)
+                        for _ in range(args.runs)
+                    ]
+                )
+                for level in (int(text) for text in args.levels.split(","))
+            }
             model.close()
 
     base = rates[min(rates)]
     results = {
-        "model": args.model, "image": f"{frame.resized_width}x{frame.resized_height}",
-        "prompt_tokens": prompt_tokens, "max_new_tokens": args.max_new_tokens, "cpu_count": os.cpu_count(),
+        "model": args.model,
+        "image": f"{frame.resized_width}x{frame.resized_height}",
+        "prompt_tokens": prompt_tokens,
+        "max_new_tokens": args.max_new_tokens,
+        "cpu_count": os.cpu_count(),
         "server_threads": args.server_threads,
-        "requests": args.requests, "runs": args.runs, "per_request_ms": per_request,
-        "throughput": {str(level): {"requests_per_s": rate, "speedup": round(rate / base, 2)}
-                       for level, rate in rates.items()},
+        "requests": args.requests,
+        "runs": args.runs,
+        "per_request_ms": per_request,
+        "throughput": {
+            str(level): {"requests_per_s": rate, "speedup": round(rate / base, 2)}
+            for level, rate in rates.items()
+        },
     }
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,13 @@ class ModelServer:
     ``log_path``.
     """
 
-    def __init__(self, arguments: list[str], env: dict[str, str] | None = None, log_path: Path | None = None,
-                 timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        arguments: list[str],
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         self.arguments = arguments if "--port" in arguments else [*arguments, "--port", "0"]
         self.env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
         self.log_path = log_path
@@ -36,12 +41,19 @@ class ModelServer:
     def start(self) -> ModelServer:
         self._log = open(self.log_path, "w") if self.log_path is not None else None  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "qvl_agent", "serve", *self.arguments], env=self.env, cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=self._log or subprocess.DEVNULL, text=True)
+            [sys.executable, "-m", "qvl_agent", "serve", *self.arguments],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self._log or subprocess.DEVNULL,
+            text=True,
+        )
         line = self._first_line()
         if not line.startswith("serving "):
             self.stop()
-            raise RuntimeError(f"qvl-agent serve did not start (exit {self.process.returncode}): {line!r}")
+            raise RuntimeError(
+                f"qvl-agent serve did not start (exit {self.process.returncode}): {line!r}"
+            )
         self.url = line.rsplit(" ", 1)[1]
         return self
 

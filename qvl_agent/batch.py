@@ -94,11 +94,15 @@ def read_tasks(path: str | Path) -> list[BatchTask]:
         except ValidationError as error:
             problem = error.errors()[0]
             where = ".".join(str(part) for part in problem["loc"])
-            raise BatchError(f"{path}:{number}: {where + ': ' if where else ''}{problem['msg']} "
-                             '(each line: {"id": ..., "goal": ..., optional "max_steps": N})') from None
+            raise BatchError(
+                f"{path}:{number}: {where + ': ' if where else ''}{problem['msg']} "
+                '(each line: {"id": ..., "goal": ..., optional "max_steps": N})'
+            ) from None
         if task.dir_name in seen:
-            raise BatchError(f"{path}:{number}: id {task.id!r} repeats line {seen[task.dir_name]} "
-                             "(ids name the run directories and must differ)")
+            raise BatchError(
+                f"{path}:{number}: id {task.id!r} repeats line {seen[task.dir_name]} "
+                "(ids name the run directories and must differ)"
+            )
         seen[task.dir_name] = number
         tasks.append(task)
     if not tasks:
@@ -120,7 +124,8 @@ class Progress:
         from qvl_agent.actions import describe
 
         what = describe(step.action) if step.action is not None else f"(no action: {step.error})"
-        self.say(f"[{device}] {task.id} step {step.index}: {what}  [model {step.timings.get('model', 0):.0f} ms]")
+        model_ms = step.timings.get("model", 0)
+        self.say(f"[{device}] {task.id} step {step.index}: {what}  [model {model_ms:.0f} ms]")
 
     def episode(self, episode: Episode) -> None:
         with self._lock:
@@ -130,9 +135,11 @@ class Progress:
             left = self.total - self.done
             eta = elapsed / self.done * left
             steps = f"{episode.steps} step" + ("" if episode.steps == 1 else "s")
-            self.write(f"[{self.done}/{self.total}] {episode.id} on {episode.device}: {episode.status} "
-                       f"after {steps} in {episode.seconds:.1f} s ({self.succeeded} succeeded "
-                       f"so far{f', about {eta:.0f} s left' if left else ''})")
+            self.write(
+                f"[{self.done}/{self.total}] {episode.id} on {episode.device}: {episode.status} "
+                f"after {steps} in {episode.seconds:.1f} s ({self.succeeded} succeeded "
+                f"so far{f', about {eta:.0f} s left' if left else ''})"
+            )
 
     def say(self, line: str) -> None:
         with self._lock:
@@ -152,7 +159,8 @@ def run_batch(
     write: Callable[[str], None] = print,
 ) -> BatchSummary:
     """Run every task once, on ``devices`` in parallel (one episode per device at a time);
-    ``seed`` shuffles the order. Writes ``root/<task id>/`` per episode and ``root/summary.json``."""
+    ``seed`` shuffles the order. Writes ``root/<task id>/`` per episode and
+    ``root/summary.json``."""
     root = Path(root)
     if (root / SUMMARY_FILE).exists():
         raise BatchError(f"{root} already holds a batch ({SUMMARY_FILE}); choose another --record")
@@ -184,12 +192,17 @@ def run_batch(
                     results[task.id] = episode
                 progress.episode(episode)
                 if episode.status in _DEVICE_FAILED:
-                    progress.say(f"[{spec}] retired after {episode.status}; the other devices take its tasks")
+                    progress.say(
+                        f"[{spec}] retired after {episode.status}; the other devices take its tasks"
+                    )
                     return
         finally:
             device.close()
 
-    threads = [threading.Thread(target=work, args=(spec,), name=f"batch-{spec}", daemon=True) for spec in devices]
+    threads = [
+        threading.Thread(target=work, args=(spec,), name=f"batch-{spec}", daemon=True)
+        for spec in devices
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -201,58 +214,120 @@ def run_batch(
         for thread in threads:
             thread.join()
 
-    episodes = [results.get(task.id) or Episode(
-        id=task.id, goal=task.goal, device=None, status="not_run", succeeded=False,
-        reason="interrupted before it started" if stop.is_set() else "no working device was left to run it",
-        max_steps=task.max_steps or config.max_steps)
-        for task in (tasks[i] for i in order)]
-    summary = _summarise(episodes, tasks_file, model, devices, config, seed, started_at, time.monotonic() - started)
+    episodes = [
+        results.get(task.id)
+        or Episode(
+            id=task.id,
+            goal=task.goal,
+            device=None,
+            status="not_run",
+            succeeded=False,
+            reason="interrupted before it started"
+            if stop.is_set()
+            else "no working device was left to run it",
+            max_steps=task.max_steps or config.max_steps,
+        )
+        for task in (tasks[i] for i in order)
+    ]
+    summary = _summarise(
+        episodes, tasks_file, model, devices, config, seed, started_at, time.monotonic() - started
+    )
     root.mkdir(parents=True, exist_ok=True)
     (root / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2), encoding="utf-8")
     return summary
 
 
-def _run_episode(task: BatchTask, spec: str, device: Device, model: Model, config: AgentConfig,
-                 root: Path, progress: Progress) -> Episode:
+def _run_episode(
+    task: BatchTask,
+    spec: str,
+    device: Device,
+    model: Model,
+    config: AgentConfig,
+    root: Path,
+    progress: Progress,
+) -> Episode:
     budget = task.max_steps or config.max_steps
-    agent = Agent(model, device, config.model_copy(update={"max_steps": budget}),
-                  on_step=lambda step: progress.step(spec, task, step))
+    agent = Agent(
+        model,
+        device,
+        config.model_copy(update={"max_steps": budget}),
+        on_step=lambda step: progress.step(spec, task, step),
+    )
     run_dir = root / task.dir_name
     started = time.monotonic()
-    common: dict[str, Any] = {"id": task.id, "goal": task.goal, "device": spec, "max_steps": budget,
-                              "run_dir": str(run_dir)}
+    common: dict[str, Any] = {
+        "id": task.id,
+        "goal": task.goal,
+        "device": spec,
+        "max_steps": budget,
+        "run_dir": str(run_dir),
+    }
     try:
         result = agent.run(task.goal, record=run_dir)
     except Exception as error:  # a bug or an unforeseen failure ends this episode, not the batch
-        return Episode(**common, status="error", reason=f"{type(error).__name__}: {error}", succeeded=False,
-                       seconds=round(time.monotonic() - started, 3))
-    return Episode(**common, status=result.status, reason=result.reason, succeeded=result.succeeded,
-                   steps=result.steps, answer=result.answer, seconds=round(time.monotonic() - started, 3))
+        return Episode(
+            **common,
+            status="error",
+            reason=f"{type(error).__name__}: {error}",
+            succeeded=False,
+            seconds=round(time.monotonic() - started, 3),
+        )
+    return Episode(
+        **common,
+        status=result.status,
+        reason=result.reason,
+        succeeded=result.succeeded,
+        steps=result.steps,
+        answer=result.answer,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
-def _summarise(episodes: list[Episode], tasks_file: str | Path | None, model: Model, devices: list[str],
-               config: AgentConfig, seed: int | None, started_at: float, seconds: float) -> BatchSummary:
+def _summarise(
+    episodes: list[Episode],
+    tasks_file: str | Path | None,
+    model: Model,
+    devices: list[str],
+    config: AgentConfig,
+    seed: int | None,
+    started_at: float,
+    seconds: float,
+) -> BatchSummary:
     statuses: dict[str, int] = {}
     for episode in episodes:
         statuses[episode.status] = statuses.get(episode.status, 0) + 1
     succeeded = sum(episode.succeeded for episode in episodes)
     return BatchSummary(
-        tasks_file=str(tasks_file) if tasks_file is not None else None, model=model.name, devices=devices,
-        max_steps=config.max_steps, shuffled=seed is not None, seed=seed, started_at=started_at,
-        seconds=round(seconds, 3), n=len(episodes), succeeded=succeeded,
+        tasks_file=str(tasks_file) if tasks_file is not None else None,
+        model=model.name,
+        devices=devices,
+        max_steps=config.max_steps,
+        shuffled=seed is not None,
+        seed=seed,
+        started_at=started_at,
+        seconds=round(seconds, 3),
+        n=len(episodes),
+        succeeded=succeeded,
         success_rate=round(succeeded / len(episodes), 4) if episodes else 0.0,
-        statuses=statuses, episodes=episodes)
+        statuses=statuses,
+        episodes=episodes,
+    )
 
 
 def summary_table(summary: BatchSummary) -> str:
     """The summary as a few lines for the terminal."""
     order = f"shuffled with seed {summary.seed}" if summary.shuffled else "in file order"
-    lines = [f"{summary.succeeded}/{summary.n} succeeded ({summary.success_rate:.1%}), step budget "
-             f"{summary.max_steps}, tasks {order}, {summary.seconds:.1f} s on {len(summary.devices)} devices",
-             f"  {'id':<24} {'device':<30} {'status':<14} {'steps':>5} {'seconds':>8}"]
+    lines = [
+        f"{summary.succeeded}/{summary.n} succeeded ({summary.success_rate:.1%}), step budget "
+        f"{summary.max_steps}, tasks {order}, {summary.seconds:.1f} s "
+        f"on {len(summary.devices)} devices",
+        f"  {'id':<24} {'device':<30} {'status':<14} {'steps':>5} {'seconds':>8}",
+    ]
     for episode in summary.episodes:
-        lines.append(f"  {episode.id[:24]:<24} {(episode.device or '-')[:30]:<30} {episode.status:<14} "
-                     f"{episode.steps:>5} {episode.seconds:>8.1f}")
+        lines.append(
+            f"  {episode.id[:24]:<24} {(episode.device or '-')[:30]:<30} {episode.status:<14} "
+            f"{episode.steps:>5} {episode.seconds:>8.1f}"
+        )
     return "\n".join(lines)
 
 

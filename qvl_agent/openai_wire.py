@@ -45,7 +45,7 @@ def image_from_data_url(url: str) -> Image.Image:
             "this server does not fetch images from the network"
         )
     try:
-        data = base64.b64decode(url[match.end():], validate=True)
+        data = base64.b64decode(url[match.end() :], validate=True)
         with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB")
     except (binascii.Error, ValueError) as error:
@@ -61,13 +61,17 @@ def chat_messages(prompt: Prompt, image_url: str) -> list[dict[str, Any]]:
         if not message.image:
             messages.append({"role": message.role, "content": message.text})
             continue
-        parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
+        parts: list[dict[str, Any]] = (
+            [{"type": "text", "text": message.text}] if message.text else []
+        )
         parts.append({"type": "image_url", "image_url": {"url": image_url}})
         messages.append({"role": message.role, "content": parts})
     return messages
 
 
-def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, kind: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     """OpenAI's error object: ``{"error": {"message", "type", "param", "code"}}``."""
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 

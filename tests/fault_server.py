@@ -35,22 +35,41 @@ class Reply:
 HANG = Reply(hang=True)
 
 
-def completion(text: str | None, prompt_tokens: int = 100, completion_tokens: int = 10,
-               cached_tokens: int | None = None, tool_calls: list | None = None) -> Reply:
-    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                             "total_tokens": prompt_tokens + completion_tokens}
+def completion(
+    text: str | None,
+    prompt_tokens: int = 100,
+    completion_tokens: int = 10,
+    cached_tokens: int | None = None,
+    tool_calls: list | None = None,
+) -> Reply:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
     if cached_tokens is not None:
         usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if tool_calls is not None:
         message["tool_calls"] = tool_calls
-    return Reply(body={"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "m",
-                       "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage})
+    return Reply(
+        body={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+    )
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status=status, body={"error": {"message": message, "type": "x", "param": None, "code": None}},
-                 headers=headers or {})
+    return Reply(
+        status=status,
+        body={"error": {"message": message, "type": "x", "param": None, "code": None}},
+        headers=headers or {},
+    )
 
 
 class FaultServer:
@@ -60,8 +79,9 @@ class FaultServer:
     answers (a fixed completion by default). ``GET /v1/models`` lists ``models``.
     """
 
-    def __init__(self, models: list[str] | None = None,
-                 respond: Callable[[Request], Reply] | None = None) -> None:
+    def __init__(
+        self, models: list[str] | None = None, respond: Callable[[Request], Reply] | None = None
+    ) -> None:
         self.models = models if models is not None else ["qwen-test"]
         self.respond = respond or (lambda request: completion("ok"))
         self.plan: list[Reply] = []
@@ -79,7 +99,12 @@ class FaultServer:
         with self._lock:
             self.requests.append(request)
             if request.method == "GET":
-                return Reply(body={"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
+                return Reply(
+                    body={
+                        "object": "list",
+                        "data": [{"id": m, "object": "model"} for m in self.models],
+                    }
+                )
             if self.plan:
                 return self.plan.pop(0)
         return self.respond(request)
@@ -97,14 +122,21 @@ class FaultServer:
                 self._answer(self.rfile.read(int(self.headers.get("Content-Length", 0))))
 
             def _answer(self, body: bytes) -> None:
-                request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                                  body, time.monotonic())
+                request = Request(
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    time.monotonic(),
+                )
                 reply = server._reply_for(request)
                 if reply.hang:
                     server._stopping.wait(30)
                     self.close_connection = True
                     return
-                data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                data = (
+                    reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                )
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -119,7 +151,9 @@ class FaultServer:
         return Handler
 
     def __enter__(self) -> FaultServer:
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

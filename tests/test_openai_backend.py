@@ -38,7 +38,12 @@ def screen(seed: int = 0) -> Image.Image:
 
 
 def prompt(goal: str = "Turn on Wi-Fi"):
-    return build_prompt(goal, "mobile", FRAME, ['{"name": "mobile_use", "arguments": {"action": "open", "text": "Settings"}}'])
+    return build_prompt(
+        goal,
+        "mobile",
+        FRAME,
+        ['{"name": "mobile_use", "arguments": {"action": "open", "text": "Settings"}}'],
+    )
 
 
 @pytest.fixture
@@ -69,13 +74,21 @@ def test_sends_the_same_prompt_and_exactly_the_resized_screenshot(fault):
     assert url.startswith("data:image/png;base64,")
     sent = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert sent.format == "PNG" and sent.size == FRAME.resized_size == (672, 1484)
-    assert np.array_equal(np.asarray(sent.convert("RGB")), np.asarray(image))  # lossless, not rescaled
+    assert np.array_equal(
+        np.asarray(sent.convert("RGB")), np.asarray(image)
+    )  # lossless, not rescaled
     # Equal bounds: a vLLM server cannot pick another size for it.
     assert body["mm_processor_kwargs"] == {"min_pixels": 672 * 1484, "max_pixels": 672 * 1484}
 
     assert response.text == CLICK
-    assert (response.prompt_tokens, response.generated_tokens, response.cached_prompt_tokens) == (1350, 31, 900)
-    assert {"encode", "request", "parse"} <= set(response.timings) and "retry" not in response.timings
+    assert (response.prompt_tokens, response.generated_tokens, response.cached_prompt_tokens) == (
+        1350,
+        31,
+        900,
+    )
+    assert {"encode", "request", "parse"} <= set(
+        response.timings
+    ) and "retry" not in response.timings
     assert parse(response.text, FRAME, "mobile").action.coordinate.model == (300, 500)
 
 
@@ -96,7 +109,9 @@ def test_server_errors_back_off_exponentially_then_give_up_with_the_reason(fault
     assert second - first >= 0.2 and third - second >= 0.4  # 0.2 s, then twice that
 
     fault.plan = [error(500, "CUDA out of memory")] * 3
-    with pytest.raises(ModelError, match=r"HTTP 500: CUDA out of memory \(gave up after 3 attempts\)"):
+    with pytest.raises(
+        ModelError, match=r"HTTP 500: CUDA out of memory \(gave up after 3 attempts\)"
+    ):
         endpoint(fault).respond(prompt(), screen())
 
 
@@ -113,14 +128,20 @@ def test_malformed_answers_are_clear_errors_not_retried(fault):
 def test_a_hanging_server_is_a_prompt_clear_error(fault):
     fault.plan = [HANG, HANG]
     started = time.monotonic()
-    with pytest.raises(ModelError, match=r"gave no answer within 0.5 s \(gave up after 2 attempts\)"):
+    with pytest.raises(
+        ModelError, match=r"gave no answer within 0.5 s \(gave up after 2 attempts\)"
+    ):
         endpoint(fault, timeout=0.5, max_retries=1).respond(prompt(), screen())
     assert time.monotonic() - started < 3
 
 
 def test_an_unreachable_endpoint_says_so():
-    model = EndpointModel(f"http://127.0.0.1:{free_port()}", "m", timeout=2, max_retries=1, backoff=0.01)
-    with pytest.raises(ModelError, match=r"could not reach http://127.0.0.1:\d+/v1/chat/completions.*2 attempts"):
+    model = EndpointModel(
+        f"http://127.0.0.1:{free_port()}", "m", timeout=2, max_retries=1, backoff=0.01
+    )
+    with pytest.raises(
+        ModelError, match=r"could not reach http://127.0.0.1:\d+/v1/chat/completions.*2 attempts"
+    ):
         model.respond(prompt(), screen())
 
 
@@ -130,17 +151,26 @@ def test_a_wrong_model_name_lists_what_the_endpoint_serves(fault):
     with pytest.raises(ModelError) as raised:
         endpoint(fault).respond(prompt(), screen())
     assert "does not exist" in str(raised.value)
-    assert "it serves: Qwen/Qwen2.5-VL-7B-Instruct, Qwen/Qwen2.5-VL-3B-Instruct" in str(raised.value)
+    assert "it serves: Qwen/Qwen2.5-VL-7B-Instruct, Qwen/Qwen2.5-VL-3B-Instruct" in str(
+        raised.value
+    )
     with pytest.raises(ModelError, match="no model 'qwen-test'"):
         endpoint(fault).check()  # what the CLI calls before the first step
 
 
-@pytest.mark.parametrize(("status", "message", "advice"), [
-    (400, "This model's maximum context length is 8192 tokens. However, you requested 9650 tokens", "lower --max-pixels"),
-    (413, "Request Entity Too Large", "lower --max-pixels"),
-    (400, "gpt-3.5-turbo is not a multimodal model", "does not take images"),
-    (422, "temperature: must be >= 0", "temperature"),
-])
+@pytest.mark.parametrize(
+    ("status", "message", "advice"),
+    [
+        (
+            400,
+            "This model's maximum context length is 8192 tokens. However, you requested 9650 tokens",
+            "lower --max-pixels",
+        ),
+        (413, "Request Entity Too Large", "lower --max-pixels"),
+        (400, "gpt-3.5-turbo is not a multimodal model", "does not take images"),
+        (422, "temperature: must be >= 0", "temperature"),
+    ],
+)
 def test_client_errors_say_what_to_change(fault, status, message, advice):
     fault.plan = [error(status, message)]
     with pytest.raises(ModelError, match=f"HTTP {status}") as raised:
@@ -150,14 +180,26 @@ def test_client_errors_say_what_to_change(fault, status, message, advice):
 
 
 def test_vllm_flat_error_bodies_are_read_too(fault):
-    fault.plan = [Reply(status=400, body={"object": "error", "message": "Prompt length of 16601 is longer than "
-                                          "the maximum model length of 10000.", "type": "BadRequestError"})]
+    fault.plan = [
+        Reply(
+            status=400,
+            body={
+                "object": "error",
+                "message": "Prompt length of 16601 is longer than "
+                "the maximum model length of 10000.",
+                "type": "BadRequestError",
+            },
+        )
+    ]
     with pytest.raises(ModelError, match="16601.*lower --max-pixels"):
         endpoint(fault).respond(prompt(), screen())
 
 
 def test_a_server_without_pixel_bounds_gets_the_image_alone(fault):
-    fault.plan = [error(400, "Unrecognized request argument supplied: mm_processor_kwargs"), completion(CLICK)]
+    fault.plan = [
+        error(400, "Unrecognized request argument supplied: mm_processor_kwargs"),
+        completion(CLICK),
+    ]
     model = endpoint(fault)
     assert model.respond(prompt(), screen()).text == CLICK
     first, second = fault.chat_requests()
@@ -167,15 +209,25 @@ def test_a_server_without_pixel_bounds_gets_the_image_alone(fault):
 
 
 def test_tool_calls_parsed_by_the_server_come_back_as_the_trained_format(fault):
-    call = {"id": "c1", "type": "function",
-            "function": {"name": "mobile_use", "arguments": json.dumps({"action": "click", "coordinate": [10, 20]})}}
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {
+            "name": "mobile_use",
+            "arguments": json.dumps({"action": "click", "coordinate": [10, 20]}),
+        },
+    }
     fault.plan = [completion(None, tool_calls=[call])]
     text = endpoint(fault).respond(prompt(), screen()).text
-    assert text.startswith("<tool_call>\n") and parse(text, FRAME, "mobile").action.coordinate.model == (10, 20)
+    assert text.startswith("<tool_call>\n") and parse(
+        text, FRAME, "mobile"
+    ).action.coordinate.model == (10, 20)
 
 
 def test_the_key_is_never_in_names_or_errors(fault):
-    fault.plan = [error(401, f"Incorrect API key provided: {KEY}. You can find your API key at ...")]
+    fault.plan = [
+        error(401, f"Incorrect API key provided: {KEY}. You can find your API key at ...")
+    ]
     model = endpoint(fault)
     with pytest.raises(ModelError) as raised:
         model.respond(prompt(), screen())
@@ -201,8 +253,10 @@ def test_base_urls_are_normalised():
     assert normalise_base_url("http://gpu:8000") == "http://gpu:8000/v1"
     assert normalise_base_url("http://gpu:8000/v1/") == "http://gpu:8000/v1"
     assert normalise_base_url("http://gpu:8000/v1/chat/completions") == "http://gpu:8000/v1"
-    assert normalise_base_url("https://dashscope.aliyuncs.com/compatible-mode/v1") == \
-        "https://dashscope.aliyuncs.com/compatible-mode/v1"
+    assert (
+        normalise_base_url("https://dashscope.aliyuncs.com/compatible-mode/v1")
+        == "https://dashscope.aliyuncs.com/compatible-mode/v1"
+    )
     with pytest.raises(ModelError, match="http"):
         normalise_base_url("gpu:8000")
     model = load_model("m", endpoint="http://user:pw@gpu:8000")
@@ -213,23 +267,47 @@ def test_base_urls_are_normalised():
 
 
 def qvl(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "qvl_agent", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "qvl_agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
 
 
 def test_a_run_through_an_endpoint_records_usage_and_never_the_key(fault, tmp_path):
     Image.new("RGB", (1366, 768), "white").save(tmp_path / "shot.png")
-    fault.plan = [completion(tool_call(action="left_click", coordinate=[683, 384]), 1400, 25),
-                  completion(tool_call(action="terminate", status="success"), 1420, 20)]
-    result = qvl("run", "Click the centre", "--device", f"image:{tmp_path / 'shot.png'}", "--dry-run",
-                 "--endpoint", fault.url, "--model", "qwen-test", "--api-key-env", "MY_ENDPOINT_KEY",
-                 "--record", str(tmp_path / "run"), env={"MY_ENDPOINT_KEY": KEY})
+    fault.plan = [
+        completion(tool_call(action="left_click", coordinate=[683, 384]), 1400, 25),
+        completion(tool_call(action="terminate", status="success"), 1420, 20),
+    ]
+    result = qvl(
+        "run",
+        "Click the centre",
+        "--device",
+        f"image:{tmp_path / 'shot.png'}",
+        "--dry-run",
+        "--endpoint",
+        fault.url,
+        "--model",
+        "qwen-test",
+        "--api-key-env",
+        "MY_ENDPOINT_KEY",
+        "--record",
+        str(tmp_path / "run"),
+        env={"MY_ENDPOINT_KEY": KEY},
+    )
     assert result.returncode == 0, result.stderr
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in fault.requests)
 
     run = read_run(tmp_path / "run")
     assert run.meta.model == f"endpoint:qwen-test@{fault.url}"
-    assert [(s.attempts[0].prompt_tokens, s.attempts[0].generated_tokens) for s in run.steps] == [(1400, 25), (1420, 20)]
+    assert [(s.attempts[0].prompt_tokens, s.attempts[0].generated_tokens) for s in run.steps] == [
+        (1400, 25),
+        (1420, 20),
+    ]
     assert "model.encode" in run.steps[0].timings and "model.request" in run.steps[0].timings
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
@@ -239,14 +317,34 @@ def test_a_run_through_an_endpoint_records_usage_and_never_the_key(fault, tmp_pa
 
 def test_the_command_line_says_when_the_key_variable_is_missing(fault, tmp_path):
     Image.new("RGB", (800, 600)).save(tmp_path / "shot.png")
-    result = qvl("run", "x", "--device", f"image:{tmp_path / 'shot.png'}", "--endpoint", fault.url,
-                 "--api-key-env", "NO_SUCH_KEY_VAR")
+    result = qvl(
+        "run",
+        "x",
+        "--device",
+        f"image:{tmp_path / 'shot.png'}",
+        "--endpoint",
+        fault.url,
+        "--api-key-env",
+        "NO_SUCH_KEY_VAR",
+    )
     assert result.returncode == 2 and "NO_SUCH_KEY_VAR is not set" in result.stderr
 
 
 def test_the_command_line_names_the_served_models_for_a_wrong_one(fault, tmp_path):
     Image.new("RGB", (800, 600)).save(tmp_path / "shot.png")
-    result = qvl("run", "x", "--device", f"image:{tmp_path / 'shot.png'}", "--endpoint", fault.url,
-                 "--model", "Qwen/Qwen2.5-VL-72B-Instruct")
-    assert result.returncode == 2 and "it serves: qwen-test" in result.stderr and "Traceback" not in result.stderr
+    result = qvl(
+        "run",
+        "x",
+        "--device",
+        f"image:{tmp_path / 'shot.png'}",
+        "--endpoint",
+        fault.url,
+        "--model",
+        "Qwen/Qwen2.5-VL-72B-Instruct",
+    )
+    assert (
+        result.returncode == 2
+        and "it serves: qwen-test" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     assert not fault.chat_requests()

@@ -29,7 +29,10 @@ ENDLESS = "Keep pressing Home"
 def two_phones(adb_server, tmp_path, monkeypatch):
     monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(adb_server.port))
     monkeypatch.setenv("ADBUTILS_ADB_PATH", "/bin/false")  # never start a server on 5037
-    with SimulatedPhone(adb_server, tmp_path / "a.json") as a, SimulatedPhone(adb_server, tmp_path / "b.json") as b:
+    with (
+        SimulatedPhone(adb_server, tmp_path / "a.json") as a,
+        SimulatedPhone(adb_server, tmp_path / "b.json") as b,
+    ):
         yield {a.serial: a, b.serial: b}
 
 
@@ -38,12 +41,16 @@ def oracle(phone_state: dict):
     settings = as_app(phone_state, "com.android.settings")
     mobile = lambda **arguments: tool_call("mobile", **arguments)  # noqa: E731
     scripts = {
-        AIRPLANE.goal: [mobile(action="open", text="Settings"),
-                        mobile(action="click", coordinate=model_point(settings, "toggle:airplane_mode")),
-                        mobile(action="terminate", status="success")],
-        WIFI.goal: [mobile(action="open", text="Settings"),
-                    mobile(action="click", coordinate=model_point(settings, "toggle:wifi")),
-                    mobile(action="terminate", status="success")],
+        AIRPLANE.goal: [
+            mobile(action="open", text="Settings"),
+            mobile(action="click", coordinate=model_point(settings, "toggle:airplane_mode")),
+            mobile(action="terminate", status="success"),
+        ],
+        WIFI.goal: [
+            mobile(action="open", text="Settings"),
+            mobile(action="click", coordinate=model_point(settings, "toggle:wifi")),
+            mobile(action="terminate", status="success"),
+        ],
         QUESTION: [mobile(action="answer", text="Settings")],
         ENDLESS: [mobile(action="system_button", button="Home")] * 5,
     }
@@ -59,19 +66,55 @@ def oracle(phone_state: dict):
 
 def test_two_phones_run_a_suite_at_once_and_end_in_their_tasks_states(two_phones, tmp_path):
     tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text("\n".join(json.dumps(line) for line in [
-        {"id": "airplane", "goal": AIRPLANE.goal},
-        {"id": "wifi", "goal": WIFI.goal},
-        {"id": "question", "goal": QUESTION, "suite_note": "extra fields are kept out of the way"},
-        {"id": "endless", "goal": ENDLESS, "max_steps": 2},
-    ]) + "\n")
+    tasks.write_text(
+        "\n".join(
+            json.dumps(line)
+            for line in [
+                {"id": "airplane", "goal": AIRPLANE.goal},
+                {"id": "wifi", "goal": WIFI.goal},
+                {
+                    "id": "question",
+                    "goal": QUESTION,
+                    "suite_note": "extra fields are kept out of the way",
+                },
+                {"id": "endless", "goal": ENDLESS, "max_steps": 2},
+            ]
+        )
+        + "\n"
+    )
     serials = list(two_phones)
-    with FaultServer(models=["oracle"], respond=oracle(next(iter(two_phones.values())).state())) as endpoint:
+    with FaultServer(
+        models=["oracle"], respond=oracle(next(iter(two_phones.values())).state())
+    ) as endpoint:
         result = subprocess.run(
-            [sys.executable, "-m", "qvl_agent", "run-batch", str(tasks), "--device", ",".join(f"android:{s}" for s in serials),
-             "--endpoint", endpoint.url, "--model", "oracle", "--max-steps", "6", "--settle", "0",
-             "--shuffle", "--seed", "3", "--record", str(tmp_path / "batch")],
-            capture_output=True, text=True, timeout=180, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            [
+                sys.executable,
+                "-m",
+                "qvl_agent",
+                "run-batch",
+                str(tasks),
+                "--device",
+                ",".join(f"android:{s}" for s in serials),
+                "--endpoint",
+                endpoint.url,
+                "--model",
+                "oracle",
+                "--max-steps",
+                "6",
+                "--settle",
+                "0",
+                "--shuffle",
+                "--seed",
+                "3",
+                "--record",
+                str(tmp_path / "batch"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     assert result.returncode == 0, result.stderr
 
     summary = json.loads((tmp_path / "batch" / "summary.json").read_text())
@@ -83,7 +126,9 @@ def test_two_phones_run_a_suite_at_once_and_end_in_their_tasks_states(two_phones
     assert episodes["question"]["answer"] == "Settings"
 
     # Each phone ends in the state its own task asked for.
-    assert AIRPLANE.check(two_phones[episodes["airplane"]["device"].removeprefix("android:")].state())
+    assert AIRPLANE.check(
+        two_phones[episodes["airplane"]["device"].removeprefix("android:")].state()
+    )
     assert WIFI.check(two_phones[episodes["wifi"]["device"].removeprefix("android:")].state())
 
     # One run directory per episode, each a complete run; both phones worked at the same time.
@@ -92,13 +137,17 @@ def test_two_phones_run_a_suite_at_once_and_end_in_their_tasks_states(two_phones
         run = read_run(episode["run_dir"])
         assert run.meta.goal == episode["goal"] and run.meta.outcome.status == episode["status"]
         assert all(step.attempts[0].prompt_tokens == 900 for step in run.steps)
-        spans.setdefault(episode["device"], []).append((run.meta.started_at, run.meta.outcome.finished_at))
+        spans.setdefault(episode["device"], []).append(
+            (run.meta.started_at, run.meta.outcome.finished_at)
+        )
     assert sorted(spans) == sorted(f"android:{s}" for s in serials)
     (mine, theirs) = spans.values()
     assert any(max(a[0], b[0]) < min(a[1], b[1]) for a in mine for b in theirs)  # at the same time
 
     assert "3/4 succeeded (75.0%), step budget 6, tasks shuffled with seed 3" in result.stdout
-    assert "[4/4]" in result.stderr and re.search(r"\] airplane step 2: click at \(\d+, \d+\)", result.stderr)
+    assert "[4/4]" in result.stderr and re.search(
+        r"\] airplane step 2: click at \(\d+, \d+\)", result.stderr
+    )
 
 
 def test_a_tasks_file_with_a_bad_line_names_it(tmp_path):
@@ -106,8 +155,14 @@ def test_a_tasks_file_with_a_bad_line_names_it(tmp_path):
     for text, message in [
         ('{"id": "a", "goal": "x"}\n{"id": "b"}\n', r"tasks.jsonl:2: goal: Field required"),
         ('{"id": "a", "goal": "x"}\nnot json\n', r"tasks.jsonl:2: .*Invalid JSON"),
-        ('{"id": "a b", "goal": "x"}\n\n{"id": "a/b", "goal": "y"}\n', r"tasks.jsonl:3: id 'a/b' repeats line 1"),
-        ('{"id": "a", "goal": "x", "max_steps": 0}\n', r"tasks.jsonl:1: max_steps: Input should be greater"),
+        (
+            '{"id": "a b", "goal": "x"}\n\n{"id": "a/b", "goal": "y"}\n',
+            r"tasks.jsonl:3: id 'a/b' repeats line 1",
+        ),
+        (
+            '{"id": "a", "goal": "x", "max_steps": 0}\n',
+            r"tasks.jsonl:1: max_steps: Input should be greater",
+        ),
         ("\n", "holds no tasks"),
     ]:
         path.write_text(text)
@@ -118,11 +173,28 @@ def test_a_tasks_file_with_a_bad_line_names_it(tmp_path):
 def test_workers_need_devices_of_their_own(tmp_path, capsys):
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text('{"id": "a", "goal": "x"}\n')
-    assert main(["run-batch", str(tasks), "--device", "image:a.png,image:b.png", "--workers", "3"]) == 2
+    assert (
+        main(["run-batch", str(tasks), "--device", "image:a.png,image:b.png", "--workers", "3"])
+        == 2
+    )
     assert "each worker needs its own device and 2 are listed" in capsys.readouterr().err
-    assert main(["run-batch", str(tasks), "--device", "image:a.png", "--device", "image:a.png"]) == 2
+    assert (
+        main(["run-batch", str(tasks), "--device", "image:a.png", "--device", "image:a.png"]) == 2
+    )
     assert "listed twice" in capsys.readouterr().err
-    assert main(["run-batch", str(tasks), "--device", "image:a.png,image:b.png", "--model", "scripted:s.jsonl"]) == 2
+    assert (
+        main(
+            [
+                "run-batch",
+                str(tasks),
+                "--device",
+                "image:a.png,image:b.png",
+                "--model",
+                "scripted:s.jsonl",
+            ]
+        )
+        == 2
+    )
     assert "use --workers 1" in capsys.readouterr().err
 
 
@@ -151,9 +223,21 @@ def test_a_broken_device_or_episode_does_not_stop_the_batch(tmp_path):
     model = ScriptedModel([tool_call(action="terminate", status="success"), click])
     tasks = [BatchTask(id="one", goal="a"), BatchTask(id="two", goal="b")]
     lines = []
-    summary = run_batch(tasks, ["broken", "good"], model, AgentConfig(settle_seconds=0), tmp_path / "b",
-                        open_device, write=lines.append)
-    assert [(e.id, e.device, e.status) for e in summary.episodes] == [("one", "good", "success"), ("two", "good", "error")]
+    summary = run_batch(
+        tasks,
+        ["broken", "good"],
+        model,
+        AgentConfig(settle_seconds=0),
+        tmp_path / "b",
+        open_device,
+        write=lines.append,
+    )
+    assert [(e.id, e.device, e.status) for e in summary.episodes] == [
+        ("one", "good", "success"),
+        ("two", "good", "error"),
+    ]
     assert "RuntimeError: driver bug" in summary.episodes[1].reason and summary.success_rate == 0.5
     assert "[broken] not used: phone not found" in lines
-    assert read_run(tmp_path / "b" / "two").steps[0].action.action == "left_click"  # recorded up to the bug
+    assert (
+        read_run(tmp_path / "b" / "two").steps[0].action.action == "left_click"
+    )  # recorded up to the bug

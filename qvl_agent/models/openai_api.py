@@ -35,11 +35,24 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_WAIT_SECONDS = 60.0
 _SNIPPET = 300
 # What servers say when the image makes the prompt too long (vLLM, SGLang, OpenAI) ...
-_TOO_LARGE = ("too large", "too long", "maximum context length", "max_model_len",
-              "longer than the maximum", "exceeds the maximum", "context length")
+_TOO_LARGE = (
+    "too large",
+    "too long",
+    "maximum context length",
+    "max_model_len",
+    "longer than the maximum",
+    "exceeds the maximum",
+    "context length",
+)
 # ... and when the model takes no images at all.
-_NO_IMAGES = ("multimodal", "multi-modal", "image input", "not support image",
-              "does not support images", "only supported by certain models")
+_NO_IMAGES = (
+    "multimodal",
+    "multi-modal",
+    "image input",
+    "not support image",
+    "does not support images",
+    "only supported by certain models",
+)
 
 
 class EndpointModel:
@@ -80,7 +93,9 @@ class EndpointModel:
         self._client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
         )
 
     def __repr__(self) -> str:
@@ -114,19 +129,32 @@ class EndpointModel:
         return result
 
     def _body(self, messages: list[dict[str, Any]], pixels: int) -> bytes:
-        body: dict[str, Any] = {"model": self.model, "messages": messages,
-                                "max_tokens": self.max_new_tokens, "temperature": 0.0}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.max_new_tokens,
+            "temperature": 0.0,
+        }
         if self.pixel_bounds:
             # Equal bounds: the only size the server may choose is the one we sent.
             body["mm_processor_kwargs"] = {"min_pixels": pixels, "max_pixels": pixels}
         return json.dumps(body).encode("utf-8")
 
-    def _send(self, messages: list[dict[str, Any]], pixels: int, content: bytes) -> tuple[Any, float]:
+    def _send(
+        self, messages: list[dict[str, Any]], pixels: int, content: bytes
+    ) -> tuple[Any, float]:
         """POST the completion; returns the response and the seconds lost to retries."""
         response, waited = self._request("POST", "/chat/completions", content)
-        if response.status_code == 400 and self.pixel_bounds and "mm_processor_kwargs" in self._message(response):
-            log.warning("%s does not accept mm_processor_kwargs; sending the image without pixel "
-                        "bounds (it is already at the size the model should see)", self.base_url)
+        if (
+            response.status_code == 400
+            and self.pixel_bounds
+            and "mm_processor_kwargs" in self._message(response)
+        ):
+            log.warning(
+                "%s does not accept mm_processor_kwargs; sending the image without pixel "
+                "bounds (it is already at the size the model should see)",
+                self.base_url,
+            )
             self.pixel_bounds = False
             return self._send(messages, pixels, self._body(messages, pixels))
         if response.status_code != 200:
@@ -148,7 +176,9 @@ class EndpointModel:
             except httpx.TimeoutException:
                 failure = f"{url} gave no answer within {self.timeout:g} s"
             except httpx.TransportError as error:
-                failure = f"could not reach {url}: {self._redact(str(error)) or type(error).__name__}"
+                failure = (
+                    f"could not reach {url}: {self._redact(str(error)) or type(error).__name__}"
+                )
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response, (attempt_started - started) if attempt else 0.0
@@ -182,7 +212,11 @@ class EndpointModel:
                 f"(no choices[0].message text): {self._snippet(json.dumps(body))!r}"
             ) from None
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+        details = (
+            usage.get("prompt_tokens_details")
+            if isinstance(usage.get("prompt_tokens_details"), dict)
+            else {}
+        )
         return Response(
             text=text,
             prompt_tokens=_int(usage.get("prompt_tokens")),
@@ -196,22 +230,30 @@ class EndpointModel:
         said = f"{self.base_url} answered HTTP {status}: {message}"
         lowered = message.lower()
         if status in (401, 403):
-            return ModelError(f"{said}. The endpoint refused the API key: set OPENAI_API_KEY, or "
-                              "name the variable that holds the key with --api-key-env")
+            return ModelError(
+                f"{said}. The endpoint refused the API key: set OPENAI_API_KEY, or "
+                "name the variable that holds the key with --api-key-env"
+            )
         if status == 404 or "does not exist" in lowered or "model not found" in lowered:
             served = self.served_models()
             if served is not None and self.model not in served:
                 return ModelError(f"{said}. {self._not_served(served)}")
             if served is None and status == 404:
-                return ModelError(f"{said}. Is {self.base_url} an OpenAI-compatible API? Its base "
-                                  "URL usually ends in /v1")
+                return ModelError(
+                    f"{said}. Is {self.base_url} an OpenAI-compatible API? Its base "
+                    "URL usually ends in /v1"
+                )
         if status == 413 or any(phrase in lowered for phrase in _TOO_LARGE):
-            return ModelError(f"{said}. The screenshot ({pixels} pixels) makes the request too "
-                              "large for this endpoint: lower --max-pixels (1003520 = 1280*28*28 "
-                              "halves a 1080p screenshot's tokens), or serve a longer context")
+            return ModelError(
+                f"{said}. The screenshot ({pixels} pixels) makes the request too "
+                "large for this endpoint: lower --max-pixels (1003520 = 1280*28*28 "
+                "halves a 1080p screenshot's tokens), or serve a longer context"
+            )
         if any(phrase in lowered for phrase in _NO_IMAGES):
-            return ModelError(f"{said}. The model behind this endpoint does not take images: serve "
-                              "a Qwen2.5-VL checkpoint (README, 'Endpoint backend')")
+            return ModelError(
+                f"{said}. The model behind this endpoint does not take images: serve "
+                "a Qwen2.5-VL checkpoint (README, 'Endpoint backend')"
+            )
         return ModelError(said)
 
     def served_models(self) -> list[str] | None:
@@ -233,15 +275,19 @@ class EndpointModel:
             raise ModelError(f"{self.base_url}: {self._not_served(served)}")
 
     def _not_served(self, served: list[str]) -> str:
-        return (f"The endpoint has no model {self.model!r}; it serves: {', '.join(served) or 'nothing'}. "
-                "Pass one of them with --model")
+        return (
+            f"The endpoint has no model {self.model!r}; it serves: "
+            f"{', '.join(served) or 'nothing'}. Pass one of them with --model"
+        )
 
     def _message(self, response: Any) -> str:
         try:
             found = error_message(response.json())
         except ValueError:
             found = None
-        return self._redact(found if found is not None else self._snippet(response.text) or response.reason_phrase)
+        return self._redact(
+            found if found is not None else self._snippet(response.text) or response.reason_phrase
+        )
 
     def _snippet(self, text: str) -> str:
         text = self._redact(text.strip())
@@ -257,7 +303,9 @@ def normalise_base_url(url: str) -> str:
     (hosted APIs put theirs elsewhere, e.g. DashScope's ``.../compatible-mode/v1``)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ModelError(f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}")
+        raise ModelError(
+            f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}"
+        )
     path = parts.path.rstrip("/")
     for suffix in ("/chat/completions", "/completions"):
         path = path.removesuffix(suffix)
@@ -291,7 +339,9 @@ def _message_text(message: dict[str, Any]) -> str:
             function = call["function"]
             arguments = function.get("arguments")
             arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-            call_json = json.dumps({"name": function["name"], "arguments": arguments}, ensure_ascii=False)
+            call_json = json.dumps(
+                {"name": function["name"], "arguments": arguments}, ensure_ascii=False
+            )
             rendered.append(f"<tool_call>\n{call_json}\n</tool_call>")
         return "\n".join(rendered)
     if not isinstance(content, str):

@@ -34,12 +34,18 @@ log = logging.getLogger(__name__)
 class RequestError(Exception):
     """A request the server answers with an OpenAI-style error instead of a completion."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
-        self.headers = headers or {}
+        self.status, self.message, self.kind = status, message, kind
+        self.code, self.param, self.headers = code, param, headers or {}
 
 
 # -- the request, as far as this server reads it (other fields are accepted and ignored) --
@@ -85,10 +91,19 @@ class ChatRequest(BaseModel):
 class CompletionService:
     """Answers chat-completions requests with one LocalModel, one request at a time."""
 
-    def __init__(self, model: LocalModel, served_name: str, *, max_new_tokens: int = 256,
-                 max_pixels: int | None = None, max_queue: int = 64) -> None:
+    def __init__(
+        self,
+        model: LocalModel,
+        served_name: str,
+        *,
+        max_new_tokens: int = 256,
+        max_pixels: int | None = None,
+        max_queue: int = 64,
+    ) -> None:
         if not getattr(model.tokenizer, "chat_template", None):
-            raise ModelError(f"{model.name} has no chat template; serve a Qwen2.5-VL checkpoint that ships one")
+            raise ModelError(
+                f"{model.name} has no chat template; serve a Qwen2.5-VL checkpoint that ships one"
+            )
         self.model = model
         self.served_name = served_name
         self.max_new_tokens = max_new_tokens
@@ -110,22 +125,39 @@ class CompletionService:
         return self._waiting
 
     def models(self) -> dict[str, Any]:
-        return {"object": "list", "data": [
-            {"id": self.served_name, "object": "model", "created": self.created, "owned_by": "qvl-agent"}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": self.served_name,
+                    "object": "model",
+                    "created": self.created,
+                    "owned_by": "qvl-agent",
+                }
+            ],
+        }
 
     def complete(self, body: bytes) -> tuple[dict[str, Any], dict[str, str]]:
         """The completion for a request body, and extra response headers; RequestError otherwise."""
         request = _parse_request(body)
         if request.model != self.served_name:
-            raise RequestError(404, f"The model `{request.model}` does not exist; this server serves "
-                               f"`{self.served_name}`", code="model_not_found", param="model")
+            raise RequestError(
+                404,
+                f"The model `{request.model}` does not exist; this server serves "
+                f"`{self.served_name}`",
+                code="model_not_found",
+                param="model",
+            )
         if request.stream:
-            raise RequestError(400, "stream is not supported by qvl-agent serve; send stream=false", param="stream")
+            raise RequestError(
+                400, "stream is not supported by qvl-agent serve; send stream=false", param="stream"
+            )
         if request.n != 1:
             raise RequestError(400, "n must be 1", param="n")
         image = self._image(request)
         chat_text = self.model.tokenizer.apply_chat_template(
-            _template_messages(request.messages), tokenize=False, add_generation_prompt=True)
+            _template_messages(request.messages), tokenize=False, add_generation_prompt=True
+        )
         wanted = request.max_completion_tokens or request.max_tokens or self.max_new_tokens
         limit = min(wanted, self.max_new_tokens)
         response, busy_ms = self._answer(chat_text, image, limit)
@@ -144,8 +176,14 @@ class CompletionService:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.served_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": finish, "logprobs": None}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            ],
             "usage": usage,
         }
         return completion, {"openai-processing-ms": f"{busy_ms:.1f}"}
@@ -153,11 +191,19 @@ class CompletionService:
     def _image(self, request: ChatRequest) -> Image.Image:
         """The request's one image at the size its pixel bounds give it (unchanged when it
         is already a smart_resize size within them, as our client always sends)."""
-        urls = [part.image_url.url for message in request.messages if not isinstance(message.content, str)
-                for part in message.content if isinstance(part, _ImagePart)]
+        urls = [
+            part.image_url.url
+            for message in request.messages
+            if not isinstance(message.content, str)
+            for part in message.content
+            if isinstance(part, _ImagePart)
+        ]
         if len(urls) != 1:
-            raise RequestError(400, f"send exactly one image (an image_url part) per request; this one has "
-                               f"{len(urls)}", param="messages")
+            raise RequestError(
+                400,
+                f"send exactly one image (an image_url part) per request; this one has {len(urls)}",
+                param="messages",
+            )
         try:
             image = image_from_data_url(urls[0])
         except WireError as error:
@@ -165,13 +211,22 @@ class CompletionService:
         bounds = request.mm_processor_kwargs or _PixelBounds()
         low, high = bounds.min_pixels or self.min_pixels, bounds.max_pixels or self.max_pixels
         if low > high:
-            raise RequestError(400, f"mm_processor_kwargs: min_pixels {low} > max_pixels {high}",
-                               param="mm_processor_kwargs")
+            raise RequestError(
+                400,
+                f"mm_processor_kwargs: min_pixels {low} > max_pixels {high}",
+                param="mm_processor_kwargs",
+            )
         if high > self.max_pixels:
-            raise RequestError(400, f"image too large: {high} pixels asked for, this server takes at most "
-                               f"{self.max_pixels} per image", param="mm_processor_kwargs")
+            raise RequestError(
+                400,
+                f"image too large: {high} pixels asked for, this server takes at most "
+                f"{self.max_pixels} per image",
+                param="mm_processor_kwargs",
+            )
         try:
-            frame = Frame.fit(Monitor(width=image.width, height=image.height), low, high, self.model.factor)
+            frame = Frame.fit(
+                Monitor(width=image.width, height=image.height), low, high, self.model.factor
+            )
         except ValueError as error:
             raise RequestError(400, f"unusable image: {error}", param="messages") from None
         return model_view(image, frame)
@@ -179,8 +234,12 @@ class CompletionService:
     def _answer(self, chat_text: str, image: Image.Image, max_new_tokens: int):
         with self._waiting_lock:
             if self._waiting >= self.max_queue:
-                raise RequestError(503, f"the server is busy ({self._waiting} requests in flight); retry shortly",
-                                   kind="server_overloaded", headers={"Retry-After": "1"})
+                raise RequestError(
+                    503,
+                    f"the server is busy ({self._waiting} requests in flight); retry shortly",
+                    kind="server_overloaded",
+                    headers={"Retry-After": "1"},
+                )
             self._waiting += 1
         try:
             return self._worker.submit(self._timed, chat_text, image, max_new_tokens).result()
@@ -206,7 +265,8 @@ def _parse_request(body: bytes) -> ChatRequest:
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
-            for problem in error.errors()[:3])
+            for problem in error.errors()[:3]
+        )
         raise RequestError(400, f"invalid request: {problems}") from None
 
 
@@ -216,8 +276,12 @@ def _template_messages(messages: list[_Message]) -> list[dict[str, Any]]:
     for message in messages:
         content: Any = message.content
         if not isinstance(content, str):
-            content = [{"type": "text", "text": part.text} if isinstance(part, _TextPart) else {"type": "image"}
-                       for part in content]
+            content = [
+                {"type": "text", "text": part.text}
+                if isinstance(part, _TextPart)
+                else {"type": "image"}
+                for part in content
+            ]
         rendered.append({"role": message.role, "content": content})
     return rendered
 

@@ -44,18 +44,27 @@ def check_bind(host: str, allow_remote: bool, api_key: str | None) -> None:
     if is_loopback(host):
         return
     if not allow_remote:
-        raise BindRefused(f"--host {host} would let other machines use the model; pass --allow-remote "
-                          "to mean it (and give an API key with --api-key-env VAR)")
+        raise BindRefused(
+            f"--host {host} would let other machines use the model; pass --allow-remote "
+            "to mean it (and give an API key with --api-key-env VAR)"
+        )
     if not api_key:
-        raise BindRefused(f"--host {host} with --allow-remote needs an API key: put one in an environment "
-                          "variable and pass --api-key-env VAR; clients send it as a Bearer token")
+        raise BindRefused(
+            f"--host {host} with --allow-remote needs an API key: put one in an environment "
+            "variable and pass --api-key-env VAR; clients send it as a Bearer token"
+        )
 
 
 class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: CompletionService, api_key: str | None = None,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        service: CompletionService,
+        api_key: str | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self.service = service
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
@@ -92,16 +101,23 @@ class _Handler(BaseHTTPRequestHandler):
         self._authorize()
         if path == "/v1/models":
             return self.server.service.models(), {}
-        raise RequestError(404, f"no route GET {path}; this server answers GET /v1/models and "
-                           "POST /v1/chat/completions", kind="not_found_error")
+        raise RequestError(
+            404,
+            f"no route GET {path}; this server answers GET /v1/models and "
+            "POST /v1/chat/completions",
+            kind="not_found_error",
+        )
 
     def _post(self) -> tuple[dict[str, Any], dict[str, str]]:
         path = self.path.split("?", 1)[0].rstrip("/")
         self._authorize()
         if path != "/v1/chat/completions":
             self._discard_body()
-            raise RequestError(404, f"no route POST {path}; this server answers POST /v1/chat/completions",
-                               kind="not_found_error")
+            raise RequestError(
+                404,
+                f"no route POST {path}; this server answers POST /v1/chat/completions",
+                kind="not_found_error",
+            )
         return self.server.service.complete(self._body())
 
     def _authorize(self) -> None:
@@ -110,10 +126,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sent = self.headers.get("Authorization", "")
         scheme, _, token = sent.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), key.encode()
+        ):
             self.close_connection = True  # the body, if any, is not read
-            raise RequestError(401, "missing or wrong API key: send it as 'Authorization: Bearer KEY'",
-                               kind="authentication_error", code="invalid_api_key")
+            raise RequestError(
+                401,
+                "missing or wrong API key: send it as 'Authorization: Bearer KEY'",
+                kind="authentication_error",
+                code="invalid_api_key",
+            )
 
     def _body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -122,8 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(411, "send the body with a Content-Length header")
         if int(length) > self.server.max_body_bytes:
             self.close_connection = True
-            raise RequestError(413, f"image too large: the request has {int(length)} bytes, this server "
-                               f"takes at most {self.server.max_body_bytes}")
+            raise RequestError(
+                413,
+                f"image too large: the request has {int(length)} bytes, this server "
+                f"takes at most {self.server.max_body_bytes}",
+            )
         return self.rfile.read(int(length))
 
     def _discard_body(self) -> None:
@@ -151,7 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
         status line: the stdlib would answer an unreadable request line HTTP/0.9-style."""
         self.close_connection = True
         self.request_version = self.protocol_version
-        self._send(code, error_body(message or explain or "bad request", "invalid_request_error"), {})
+        self._send(
+            code, error_body(message or explain or "bad request", "invalid_request_error"), {}
+        )
 
     def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -174,8 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
         started = getattr(self, "_started", None)
         took = f" {(time.perf_counter() - started) * 1000:.0f} ms" if started is not None else ""
         path = getattr(self, "path", "").split("?", 1)[0]
-        print(f"{self.address_string()} {self.command or '-'} {path} {code}{took}",
-              file=sys.stderr, flush=True)
+        print(
+            f"{self.address_string()} {self.command or '-'} {path} {code}{took}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run(service: CompletionService, host: str, port: int, api_key: str | None = None) -> None:
