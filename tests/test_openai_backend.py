@@ -315,36 +315,17 @@ def test_a_run_through_an_endpoint_records_usage_and_never_the_key(fault, tmp_pa
     assert KEY not in result.stdout + result.stderr
 
 
-def test_the_command_line_says_when_the_key_variable_is_missing(fault, tmp_path):
+def run_on_a_screenshot(tmp_path, *args):
     Image.new("RGB", (800, 600)).save(tmp_path / "shot.png")
-    result = qvl(
-        "run",
-        "x",
-        "--device",
-        f"image:{tmp_path / 'shot.png'}",
-        "--endpoint",
-        fault.url,
-        "--api-key-env",
-        "NO_SUCH_KEY_VAR",
-    )
-    assert result.returncode == 2 and "NO_SUCH_KEY_VAR is not set" in result.stderr
+    return qvl("run", "x", "--device", f"image:{tmp_path / 'shot.png'}", *args)
+
+
+def test_the_command_line_says_when_the_key_variable_is_missing(fault, tmp_path):
+    result = run_on_a_screenshot(tmp_path, "--endpoint", fault.url, "--api-key-env", "NO_KEY_VAR")
+    assert result.returncode == 2 and "NO_KEY_VAR is not set" in result.stderr
 
 
 def test_the_command_line_names_the_served_models_for_a_wrong_one(fault, tmp_path):
-    Image.new("RGB", (800, 600)).save(tmp_path / "shot.png")
-    result = qvl(
-        "run",
-        "x",
-        "--device",
-        f"image:{tmp_path / 'shot.png'}",
-        "--endpoint",
-        fault.url,
-        "--model",
-        "Qwen/Qwen2.5-VL-72B-Instruct",
-    )
-    assert (
-        result.returncode == 2
-        and "it serves: qwen-test" in result.stderr
-        and "Traceback" not in result.stderr
-    )
-    assert not fault.chat_requests()
+    result = run_on_a_screenshot(tmp_path, "--endpoint", fault.url, "--model", "Qwen/Qwen-72B")
+    assert result.returncode == 2 and "it serves: qwen-test" in result.stderr
+    assert "Traceback" not in result.stderr and not fault.chat_requests()
