@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ from qvl_agent.actions import Point, describe
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, Monitor
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+API_KEY_ENV = "OPENAI_API_KEY"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +65,62 @@ def _parser() -> argparse.ArgumentParser:
     pixel_options(parse)
     parse.set_defaults(handler=_parse)
 
+    serve = commands.add_parser(
+        "serve", help="serve a local checkpoint over an OpenAI-compatible chat-completions API"
+    )
+    serve.add_argument("--model", default=DEFAULT_MODEL,
+                       help="hub id or local path of a Qwen2.5-VL checkpoint")
+    serve.add_argument("--served-model-name", default=None,
+                       help="the model name clients ask for (default: --model as given)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; any other needs --allow-remote "
+                       "and a key)")
+    serve.add_argument("--port", type=int, default=8000,
+                       help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow binding beyond loopback (an API key is then required)")
+    serve.add_argument("--api-key-env", metavar="VAR", default=None,
+                       help="environment variable holding the key clients must send as a "
+                       "Bearer token")
+    serve.add_argument("--max-new-tokens", type=int, default=256,
+                       help="most tokens one answer may have (requests asking for more get "
+                       "this many)")
+    serve.add_argument("--max-pixels", type=int, default=None,
+                       help="largest image area accepted (default: the checkpoint's max_pixels)")
+    serve.add_argument("--max-queue", type=int, default=64,
+                       help="requests that may wait for the model before new ones get 503")
+    serve.set_defaults(handler=_serve)
+
+    batch = commands.add_parser(
+        "run-batch",
+        help="run a task suite across several devices at once, one episode per device at a time",
+    )
+    batch.add_argument("tasks", help='JSON Lines file, one task per line: {"id": ..., '
+                       '"goal": ..., optional "max_steps": N}')
+    batch.add_argument("--device", action="append", required=True, metavar="SPEC[,SPEC...]",
+                       help="devices to run on, e.g. android:SERIAL1,android:SERIAL2 "
+                       "(or repeat --device)")
+    batch.add_argument("--workers", type=int, default=None,
+                       help="episodes at once (default: one per device; at most one per device)")
+    model_options(batch)
+    batch.add_argument("--max-steps", type=int, default=30,
+                       help="step budget of a task without its own")
+    batch.add_argument("--max-seconds", type=float, default=None,
+                       help="wall-clock budget per episode")
+    pixel_options(batch)
+    batch.add_argument("--settle", type=float, default=0.5,
+                       help="seconds to wait after each action before the next screenshot")
+    batch.add_argument("--dry-run", action="store_true",
+                       help="run every loop but never act on a device")
+    batch.add_argument("--shuffle", action="store_true",
+                       help="run the tasks in a random order (see --seed)")
+    batch.add_argument("--seed", type=int, default=None,
+                       help="seed of --shuffle (default: a random one, recorded)")
+    batch.add_argument("--record", default=None,
+                       help="directory for the episodes and summary.json "
+                       "(default runs/batch-<time>)")
+    batch.set_defaults(handler=_run_batch)
+
     from qvl_agent import offline_cli  # here, not at the top: it imports this module
 
     offline_cli.register(commands)
@@ -73,21 +131,54 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose and configure the model; read back by :func:`model_from_args`."""
     parser.add_argument(
         "--model", default=DEFAULT_MODEL,
-        help=f"hub id or local path of a Qwen2.5-VL checkpoint, or scripted:FILE.jsonl "
-        f"(default {DEFAULT_MODEL})",
+        help=f"hub id or local path of a Qwen2.5-VL checkpoint, or scripted:FILE.jsonl; with "
+        f"--endpoint, the model name the server serves (default {DEFAULT_MODEL})",
     )
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument(
+        "--endpoint", metavar="URL", default=None,
+        help="an OpenAI-compatible server to ask instead of loading the model here "
+        "(vLLM, SGLang, qvl-agent serve), e.g. http://127.0.0.1:8000/v1",
+    )
+    parser.add_argument(
+        "--api-key-env", metavar="VAR", default=None,
+        help=f"environment variable holding the endpoint's API key (default {API_KEY_ENV}, "
+        "if set); the key itself is never taken on the command line, printed or recorded",
+    )
+    parser.add_argument("--request-timeout", type=float, default=120.0, metavar="S",
+                        help="seconds an endpoint may take to answer one request (default 120)")
 
 
 def model_from_args(args: argparse.Namespace):
     """The model the options of :func:`model_options` name; a load failure is a CliError."""
     from qvl_agent.models import ModelError, load_model
 
-    print(f"loading model {args.model} ...", file=sys.stderr)
     try:
+        if args.endpoint is not None:
+            model = load_model(
+                args.model, endpoint=args.endpoint, api_key=api_key_from_env(args.api_key_env),
+                max_new_tokens=args.max_new_tokens, timeout=args.request_timeout,
+            )
+            print(f"using {model.name} ...", file=sys.stderr)
+            model.check()
+            return model
+        if args.api_key_env is not None:
+            raise CliError("--api-key-env goes with --endpoint (a local model needs no key)")
+        print(f"loading model {args.model} ...", file=sys.stderr)
         return load_model(args.model, max_new_tokens=args.max_new_tokens)
     except ModelError as error:
         raise CliError(str(error)) from None
+
+
+def api_key_from_env(variable: str | None) -> str | None:
+    """The key in ``$variable``; without one named, $OPENAI_API_KEY when it is set."""
+    if variable is None:
+        return os.environ.get(API_KEY_ENV) or None
+    key = os.environ.get(variable)
+    if not key:
+        raise CliError(f"--api-key-env {variable}: the environment variable {variable} is not "
+                       "set")
+    return key
 
 
 def pixel_options(parser: argparse.ArgumentParser) -> None:
@@ -186,6 +277,89 @@ def _devices(args: argparse.Namespace) -> int:
     for info in devices:
         size = screen_size(client, info["serial"]) if info["state"] == "device" else "-"
         print(f"{info['serial']:<24} {info['state']:<13} {info.get('model', '-'):<20} {size}")
+    return 0
+
+
+# -- run-batch --------------------------------------------------------------------------
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    import random
+
+    from qvl_agent.agent import AgentConfig
+    from qvl_agent.batch import BatchError, default_batch_dir, read_tasks, run_batch, summary_table
+    from qvl_agent.devices import open_device
+
+    devices = [spec.strip() for value in args.device for spec in value.split(",")]
+    devices = [spec for spec in devices if spec]
+    if len(set(devices)) != len(devices):
+        raise CliError(f"a device is listed twice in --device {','.join(devices)}; each runs "
+                       "one episode at a time")
+    workers = args.workers or len(devices)
+    if not 1 <= workers <= len(devices):
+        raise CliError(f"--workers {workers}: each worker needs its own device and "
+                       f"{len(devices)} are listed")
+    if workers > 1 and args.endpoint is None and args.model.startswith("scripted:"):
+        raise CliError("a scripted model replays one sequence of answers and cannot serve "
+                       "episodes running at once: use --workers 1")
+    try:
+        tasks = read_tasks(args.tasks)
+    except BatchError as error:
+        raise CliError(str(error)) from None
+    seed = None
+    if args.shuffle:
+        seed = args.seed if args.seed is not None else random.randrange(2**31)
+    config = AgentConfig(
+        max_steps=args.max_steps, max_seconds=args.max_seconds, min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels, dry_run=args.dry_run, settle_seconds=args.settle,
+    )
+    model = model_from_args(args)
+    root = args.record or default_batch_dir()
+    print(f"{len(tasks)} tasks on {workers} devices, recorded in {root}", file=sys.stderr)
+    try:
+        summary = run_batch(tasks, devices[:workers], model, config, root, open_device,
+                            seed=seed, tasks_file=args.tasks, write=_progress_line)
+    except BatchError as error:
+        raise CliError(str(error)) from None
+    print(summary_table(summary))
+    print(f"summary: {root}/summary.json")
+    unrun = [e for e in summary.episodes if e.status in ("error", "not_run")]
+    return 1 if unrun else 0
+
+
+def _progress_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from qvl_agent.models import ModelError
+    from qvl_agent.server import httpd
+    from qvl_agent.server.completions import CompletionService
+
+    api_key = api_key_from_env(args.api_key_env) if args.api_key_env else None
+    try:
+        httpd.check_bind(args.host, args.allow_remote, api_key)
+    except httpd.BindRefused as error:
+        raise CliError(str(error)) from None
+    print(f"loading model {args.model} ...", file=sys.stderr)
+    try:
+        from qvl_agent.models.local import LocalModel
+
+        model = LocalModel(args.model, max_new_tokens=args.max_new_tokens)
+        service = CompletionService(
+            model, args.served_model_name or args.model, max_new_tokens=args.max_new_tokens,
+            max_pixels=args.max_pixels, max_queue=args.max_queue,
+        )
+    except ModelError as error:
+        raise CliError(str(error)) from None
+    try:
+        httpd.run(service, args.host, args.port, api_key)
+    except OSError as error:  # the port is taken, the address is not ours, ...
+        reason = error.strerror or error
+        raise CliError(f"cannot serve on {args.host}:{args.port}: {reason}") from None
     return 0
 
 

@@ -6,4 +6,4 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-pytest_plugins = ["tests.desktop_fixtures", "tests.model_fixtures", "tests.android_fixtures"]
+pytest_plugins = ["tests.desktop_fixtures", "tests.model_fixtures", "tests.android_fixtures", "tests.serve_fixtures"]

@@ -38,3 +38,11 @@ def test_android_capture_bench_runs(tmp_path):
 def test_eval_throughput_bench_runs(tmp_path):
     figures = run_bench("eval_throughput.py", tmp_path / "eval.json", "--samples", "12", "--workers", "1,2", "--runs", "1")
     assert figures["workers"]["1"]["samples_per_s"] > 0 and figures["workers"]["2"]["speedup"] > 0
+
+
+def test_serve_client_bench_runs(tmp_path, tiny_checkpoint):
+    figures = run_bench("serve_client.py", tmp_path / "serve.json", "--model", str(tiny_checkpoint),
+                        "--requests", "2", "--runs", "1", "--levels", "1,2", "--max-new-tokens", "4")
+    assert figures["image"] == "672x1484" and figures["prompt_tokens"] > 1272
+    assert figures["per_request_ms"]["server"] > 0 and figures["per_request_ms"]["overhead"] > 0
+    assert set(figures["throughput"]) == {"1", "2"} and figures["throughput"]["1"]["speedup"] == 1

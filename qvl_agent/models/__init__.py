@@ -12,14 +12,22 @@ SCRIPTED_PREFIX = "scripted:"
 LOCAL_PREFIX = "local:"
 
 
-def load_model(spec: str, **options: Any) -> Model:
+def load_model(spec: str, *, endpoint: str | None = None, api_key: str | None = None,
+               **options: Any) -> Model:
     """The model ``spec`` names.
 
+    * with ``endpoint``: model ``spec`` on an OpenAI-compatible server (vLLM, SGLang,
+      ``qvl-agent serve``, a hosted API), authenticated with ``api_key`` when given;
+      ``options`` go to :class:`~qvl_agent.models.openai_api.EndpointModel`;
     * ``scripted:FILE.jsonl``: replays recorded answers; ``options`` (generation settings
       meant for a real model) do not apply to it and are ignored;
     * ``[local:]HUB_ID_OR_DIR``: a Qwen2.5-VL checkpoint run with transformers;
       ``options`` go to :class:`~qvl_agent.models.local.LocalModel`.
     """
+    if endpoint is not None:
+        from qvl_agent.models.openai_api import EndpointModel
+
+        return EndpointModel(endpoint, spec, api_key=api_key, **options)
     if spec.startswith(SCRIPTED_PREFIX):
         from qvl_agent.models.scripted import ScriptedModel
 

@@ -159,25 +159,30 @@ class LocalModel:
         )
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
-        with self._lock:
-            return self._respond(prompt, image)
+        return self.respond_chat(prompt.chat_text(), image)
 
-    def _respond(self, prompt: Prompt, image: Image.Image) -> Response:
+    def respond_chat(self, chat_text: str, image: Image.Image, max_new_tokens: int | None = None) -> Response:
+        """Answer a chat already rendered with the Qwen2.5-VL template (one image
+        placeholder): what ``qvl-agent serve`` gets from a chat-completions request."""
+        with self._lock:
+            return self._respond(chat_text, image, max_new_tokens or self.max_new_tokens)
+
+    def _respond(self, chat_text: str, image: Image.Image, max_new_tokens: int) -> Response:
         torch = self._torch
         started = time.perf_counter()
-        inputs = self.encode(prompt, image)
+        inputs = self.encode_chat(chat_text, image)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         preprocessed = time.perf_counter()
         with torch.inference_mode():
             if self.decoder is not None:
                 decoded = self.decoder.decode(
-                    inputs, self.max_new_tokens,
+                    inputs, max_new_tokens,
                     sync=lambda: _synchronize(torch, self.device),
                 )
                 generated, timings = decoded.token_ids, dict(decoded.timings)
                 cached_tokens: int | None = decoded.reused_tokens
             else:
-                generated, timings = self._generate(inputs, prompt_tokens, preprocessed)
+                generated, timings = self._generate(inputs, prompt_tokens, preprocessed, max_new_tokens)
                 cached_tokens = None
         finished = time.perf_counter()
         timings["preprocess"] = (preprocessed - started) * 1000
@@ -190,7 +195,8 @@ class LocalModel:
             timings=timings,
         )
 
-    def _generate(self, inputs: dict[str, Any], prompt_tokens: int, preprocessed: float) -> tuple[list[int], dict[str, float]]:
+    def _generate(self, inputs: dict[str, Any], prompt_tokens: int, preprocessed: float,
+                  max_new_tokens: int) -> tuple[list[int], dict[str, float]]:
         """transformers' generate: sampling, or greedy without the system-cache reuse."""
         clock = _FirstTokenClock(self.device)
         options: dict[str, Any] = {"do_sample": self.do_sample}
@@ -199,7 +205,7 @@ class LocalModel:
             options.update(temperature=None, top_p=None, top_k=None)
         output = self.model.generate(
             **inputs,
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=max_new_tokens,
             eos_token_id=self.stop_ids,
             pad_token_id=self.pad_id,
             logits_processor=[clock],
@@ -216,6 +222,10 @@ class LocalModel:
 
     def encode(self, prompt: Prompt, image: Image.Image) -> dict[str, Any]:
         """Token ids with the image pads expanded, plus the image's patches, on the device."""
+        return self.encode_chat(prompt.chat_text(), image)
+
+    def encode_chat(self, text: str, image: Image.Image) -> dict[str, Any]:
+        """:meth:`encode` for a chat already rendered to text."""
         width, height = image.size
         if width % self.factor or height % self.factor:
             raise ModelError(
@@ -223,7 +233,6 @@ class LocalModel:
                 f"{self.factor}: resize it to its Frame's resized size (geometry.smart_resize) "
                 "before calling respond()"
             )
-        text = prompt.chat_text()
         if text.count(VISION_PLACEHOLDER) != 1:
             raise ModelError(
                 f"the prompt must hold exactly one image placeholder, it holds "

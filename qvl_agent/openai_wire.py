@@ -1,0 +1,93 @@
+"""The OpenAI chat-completions wire format, as our client writes it and our server reads it.
+
+A screenshot travels as a lossless PNG data URL, so the server gets exactly the pixels (and
+the size) the agent chose. A prompt message with ``image=True`` becomes a text part followed
+by an image part, which the Qwen2.5-VL chat template renders as the text followed by the
+vision placeholder: the same chat text as :meth:`~qvl_agent.prompts.Prompt.chat_text`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from qvl_agent.prompts import Prompt
+
+# Fast and still lossless: level 1 costs a third less time than Pillow's default level 6
+# on a screenshot, for PNGs about a quarter larger.
+PNG_COMPRESS_LEVEL = 1
+_DATA_URL = re.compile(r"^data:(image/[\w.+-]+)?(;[\w=.-]+)*;base64,", re.IGNORECASE)
+
+
+class WireError(ValueError):
+    """A request or response that does not follow the format; the message says what is off."""
+
+
+def png_data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def image_from_data_url(url: str) -> Image.Image:
+    """The image a ``data:image/...;base64,`` URL holds (decoded, RGB)."""
+    match = _DATA_URL.match(url)
+    if match is None:
+        shown = url[:40] + ("..." if len(url) > 40 else "")
+        raise WireError(
+            f"image_url must be a data URL (data:image/png;base64,...), got {shown!r}; "
+            "this server does not fetch images from the network"
+        )
+    try:
+        data = base64.b64decode(url[match.end() :], validate=True)
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except (binascii.Error, ValueError) as error:
+        raise WireError(f"the image data URL is not valid base64: {error}") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise WireError(f"the image data URL does not hold a readable image: {error}") from None
+
+
+def chat_messages(prompt: Prompt, image_url: str) -> list[dict[str, Any]]:
+    """``prompt`` as chat-completions messages, the screenshot where the prompt puts it."""
+    messages: list[dict[str, Any]] = []
+    for message in prompt.messages:
+        if not message.image:
+            messages.append({"role": message.role, "content": message.text})
+            continue
+        parts: list[dict[str, Any]] = (
+            [{"type": "text", "text": message.text}] if message.text else []
+        )
+        parts.append({"type": "image_url", "image_url": {"url": image_url}})
+        messages.append({"role": message.role, "content": parts})
+    return messages
+
+
+def error_body(
+    message: str, kind: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error object: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def error_message(body: Any) -> str | None:
+    """The message of an error body: OpenAI's ``{"error": {...}}``, or the flat
+    ``{"object": "error", "message": ...}`` older vLLM releases send."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    if isinstance(error, str):
+        return error
+    if isinstance(body.get("message"), str):
+        return body["message"]
+    if isinstance(body.get("detail"), str):  # FastAPI's default error shape
+        return body["detail"]
+    return None
