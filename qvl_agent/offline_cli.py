@@ -72,11 +72,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
+    model = model_from_args(args)
+    # model.name says which endpoint served a model name, e.g. endpoint:NAME@URL.
     config = EvalConfig(format=args.format, annotations=str(args.annotations),
-                        images=str(args.images) if args.images else None, model=args.model,
+                        images=str(args.images) if args.images else None, model=model.name,
                         min_pixels=args.min_pixels, max_pixels=args.max_pixels, scorer=args.scorer,
                         level=args.level, scroll=args.scroll, limit=args.limit)
-    model = model_from_args(args)
     try:
         metrics = run_eval(config, model, args.out, workers=args.workers)
     except (EvalError, DatasetError) as error:

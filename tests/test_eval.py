@@ -348,3 +348,34 @@ def test_ctrl_c_keeps_finished_samples_and_the_rerun_skips_them(tmp_path):
     rest = ScriptedModel(answers[5:])
     metrics = run_eval(config, rest, tmp_path / "out")
     assert rest.calls == 4 and metrics["n"] == 9 and metrics["accuracy"] == 1.0
+
+
+def test_eval_keeps_n_requests_in_flight_against_an_endpoint(tmp_path):
+    from tests.fault_server import FaultServer, completion
+
+    data = write_synthetic_screenspot(tmp_path, 12, hit_share=1.0)
+    answers = {f"target {i}": json.loads(line)["response"]
+               for i, line in enumerate(data["script"].read_text().splitlines())}
+    in_flight, peak, lock = [0], [0], __import__("threading").Lock()
+
+    def oracle(request):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            text = json.dumps(request.json()["messages"])
+            query = text.split("The user query:  ")[1].split("\\n")[0]
+            __import__("time").sleep(0.3)  # a model that takes a while, so requests overlap
+            return completion(answers[query])
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    with FaultServer(models=["qwen-test"], respond=oracle) as server:
+        result = qvl("eval", "--format", "screenspot", "--annotations", str(data["annotations"]),
+                     "--images", str(data["images"]), "--endpoint", server.url, "--model", "qwen-test",
+                     "--max-pixels", str(SMALL), "--workers", "4", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["accuracy"] == 1.0 and metrics["n"] == 12
+    assert peak[0] == 4
