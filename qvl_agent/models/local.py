@@ -278,17 +278,20 @@ class LocalModel:
         """The vision encoder's input for an image already at the model's size."""
         if self.fast_preprocess:
             processor = self.image_processor
-            self._pixel_buffer, grid = patchify(
-                image,
-                mean=list(processor.image_mean),
-                std=list(processor.image_std),
-                patch_size=int(processor.patch_size),
-                merge_size=self.merge_size,
-                temporal_patch_size=int(processor.temporal_patch_size),
-                device=self.device,
-                dtype=self.dtype,
-                out=self._pixel_buffer,
-            )
+            # Always in inference mode: the buffer is refilled in place, and one made under a
+            # caller's inference mode could not be written outside it.
+            with self._torch.inference_mode():
+                self._pixel_buffer, grid = patchify(
+                    image,
+                    mean=list(processor.image_mean),
+                    std=list(processor.image_std),
+                    patch_size=int(processor.patch_size),
+                    merge_size=self.merge_size,
+                    temporal_patch_size=int(processor.temporal_patch_size),
+                    device=self.device,
+                    dtype=self.dtype,
+                    out=self._pixel_buffer,
+                )
             return self._pixel_buffer, grid
         # do_resize=False: the image already has the size the model's coordinates refer to.
         vision = self.image_processor(
