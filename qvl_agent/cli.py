@@ -73,6 +73,12 @@ def model_options(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_MODEL})",
     )
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--no-force", dest="force_scaffold", action="store_false",
+                        help="decode the tool call's fixed tokens one by one instead of verifying "
+                        "them in one pass (the answer is the same either way)")
+    parser.add_argument("--decode", choices=("dynamic", "static", "compiled"), default="dynamic",
+                        help="KV cache and decode pass: dynamic (default), static, or compiled "
+                        "(static + torch.compile; CUDA graphs on a GPU)")
 
 
 def model_from_args(args: argparse.Namespace):
@@ -81,7 +87,8 @@ def model_from_args(args: argparse.Namespace):
 
     print(f"loading model {args.model} ...", file=sys.stderr)
     try:
-        return load_model(args.model, max_new_tokens=args.max_new_tokens)
+        return load_model(args.model, max_new_tokens=args.max_new_tokens,
+                          force_scaffold=args.force_scaffold, decode=args.decode)
     except ModelError as error:
         raise CliError(str(error)) from None
 

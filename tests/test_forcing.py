@@ -9,12 +9,14 @@ garbage, forcing must fall back to the model's own tokens.
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 torch = pytest.importorskip("torch")
 
 from qvl_agent.models.decoding import GreedyDecoder
 from qvl_agent.models.forcing import Scaffold, expected_text, header, offered_tool
 from qvl_agent.models.local import LocalModel
+from qvl_agent.trajectory import read_run
 from tests.model_fixtures import FORMAT_ANSWERS, format_case
 
 pytestmark = pytest.mark.local_model
@@ -156,3 +158,16 @@ def test_scaffold_follows_the_prompt_and_the_tokenizer(tiny_local_model):
     with pytest.raises(ValueError, match="no scaffold"):
         Scaffold(tokenizer, "browser_use")
 
+
+def test_the_cli_switches_reach_the_model_and_the_run_records_them(tiny_checkpoint, tmp_path, capsys):
+    from qvl_agent.cli import _parser, main
+
+    assert _parser().parse_args(["run", "x", "--no-force"]).force_scaffold is False
+    Image.new("RGB", (800, 600), "white").save(tmp_path / "shot.png")
+    status = main(["run", "Click OK", "--device", f"image:{tmp_path / 'shot.png'}", "--model", str(tiny_checkpoint),
+                   "--decode", "static", "--max-new-tokens", "8", "--dry-run", "--record", str(tmp_path / "run")])
+    assert status == 1 and "parse_error" in capsys.readouterr().err  # garbage answers
+    run = read_run(tmp_path / "run")
+    options = run.meta.config["model_options"]
+    assert (options["decode"], options["force_scaffold"], options["reuse_system_cache"]) == ("static", True, True)
+    assert all(attempt.forced_tokens is not None for attempt in run.steps[0].attempts)

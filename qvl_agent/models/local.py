@@ -170,6 +170,15 @@ class LocalModel:
             if not do_sample and (reuse_system_cache or self.force_scaffold or decode != "dynamic")
             else None
         )
+        # What a run records (meta.json's config) about how this model answers.
+        self.options = {
+            "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+            "attention": self.attn_implementation, "max_new_tokens": max_new_tokens,
+            "do_sample": do_sample, "fast_preprocess": fast_preprocess,
+            "reuse_system_cache": reuse_system_cache and self.decoder is not None,
+            "force_scaffold": self.force_scaffold, "decode": decode,
+            "random_weights": random_weights,
+        }
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
         with self._lock:
