@@ -77,7 +77,8 @@ class GreedyDecoder:
         self._forward = self._step
         self.compiled = compiled
         if compiled:
-            options = dict(compile_options or {})
+            # fullgraph: a graph break would quietly cost the CUDA graph its gain.
+            options = {"fullgraph": True, **(compile_options or {})}
             if model.device.type == "cuda":
                 options.setdefault("mode", "reduce-overhead")  # CUDA graphs
             # One graph per chunk length (1 and VERIFY_CHUNK) and static cache size: more than
