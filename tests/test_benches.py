@@ -50,8 +50,9 @@ def test_step_latency_limits_for_the_3b_on_an_h100():
     assert bench.gpu_limits("NVIDIA H200", None, None)["bandwidth_tb_s"] == 4.8
     assert bench.gpu_limits(None, None, None) is None
 
-    ids = dict(bos_token_id=151643, eos_token_id=151645, vision_start_token_id=151652, vision_end_token_id=151653,
-               vision_token_id=151654, image_token_id=151655, video_token_id=151656)
+    ids = {"bos_token_id": 151643, "eos_token_id": 151645, "vision_start_token_id": 151652,
+           "vision_end_token_id": 151653, "vision_token_id": 151654, "image_token_id": 151655,
+           "video_token_id": 151656}
     config = transformers.Qwen2_5_VLConfig(**model_config("3b", ids, 151936))
     with torch.device("meta"):
         network = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)

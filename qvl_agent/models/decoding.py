@@ -103,7 +103,8 @@ class GreedyDecoder:
             ids, mm_token_type_ids=inputs["mm_token_type_ids"], image_grid_thw=inputs["image_grid_thw"],
             attention_mask=inputs["attention_mask"],
         )
-        cache, start = self._cache_for(ids, self._system_turn_length(ids), length + max_new_tokens + VERIFY_CHUNK)
+        capacity = length + max_new_tokens + VERIFY_CHUNK
+        cache, start = self._cache_for(ids, self._system_turn_length(ids), capacity)
         run = _Answer(self, ids, deltas, max_new_tokens, scaffold, teacher)
 
         # The prefill: the prompt after the cached prefix, then the draft of the tool call's
@@ -116,7 +117,8 @@ class GreedyDecoder:
             position_ids=torch.cat([positions[:, :, start:], run.positions(length, len(draft))], dim=2),
             pixel_values=inputs["pixel_values"],
             image_grid_thw=inputs["image_grid_thw"],
-            mm_token_type_ids=torch.cat([kinds[:, start:], torch.zeros_like(drafted, dtype=kinds.dtype)], dim=1),
+            mm_token_type_ids=torch.cat(
+                [kinds[:, start:], torch.zeros_like(drafted, dtype=kinds.dtype)], dim=1),
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=len(draft) + 1,  # only the rows that choose tokens
@@ -189,7 +191,8 @@ class GreedyDecoder:
         """The greedy choice after each row: row j follows ``seen`` + ``draft[:j]``."""
         rows = rows.float()  # generate() chooses from float32 scores
         if self._penalty is not None:
-            context = self._torch.cat([seen, self._torch.tensor([draft], dtype=seen.dtype, device=seen.device)], dim=1)
+            drafted = self._torch.tensor([draft], dtype=seen.dtype, device=seen.device)
+            context = self._torch.cat([seen, drafted], dim=1)
             width = seen.shape[1]
             rows = self._torch.cat([self._penalty(context[:, : width + j], rows[j : j + 1])
                                     for j in range(rows.shape[0])])

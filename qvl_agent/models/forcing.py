@@ -19,55 +19,72 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from qvl_agent.actions import TOOL_NAMES
 
 TOOL_CALL = "<tool_call>"
 CLOSE = "}}\n</tool_call><|im_end|>"
 
-# Value kinds: what opens a value and, when its end is recognisable, what a complete value
-# looks like (the model decides its content; free text and plain numbers end where the
-# model says, so nothing is forced after them).
-_POINT = ("[", re.compile(r"-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?\]"))
-_NUMBER = ("", None)
-_TEXT = ('"', None)
-_KEYS = ('["', None)
+
+class Value(NamedTuple):
+    """How an argument's value opens, and (when its end can be recognised) what a complete
+    value looks like. The model decides the content; free text and plain numbers end where
+    the model says, so nothing is forced after them."""
+
+    opener: str
+    complete: re.Pattern[str] | None = None
 
 
-def _choice(*options: str) -> tuple[str, re.Pattern[str]]:
-    return ('"', re.compile("(?:%s)\"" % "|".join(map(re.escape, options))))
+class Shape(NamedTuple):
+    """The arguments the trained model writes after an action name, in its order, and
+    whether the call closes right after them."""
+
+    arguments: tuple[tuple[str, Value], ...]
+    closes: bool
+
+
+_POINT = Value("[", re.compile(r"-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?\]"))
+_NUMBER = Value("")
+_TEXT = Value('"')
+_KEYS = Value('["')
+
+
+def _choice(*options: str) -> Value:
+    return Value('"', re.compile(f'(?:{"|".join(map(re.escape, options))})"'))
+
+
+def _one(name: str, value: Value, closes: bool) -> Shape:
+    return Shape(((name, value),), closes)
 
 
 _STATUS = _choice("success", "failure")
+_CLICK = _one("coordinate", _POINT, closes=True)
 
-# The arguments the trained model writes after each action name, in its order (the tool
-# schemas' property order; clicks carry a coordinate, reference/qwen_interface.md §1.2).
-# An action whose arguments may go on (scroll's optional coordinate) stops after the listed
-# ones without a closing draft.
-ARGUMENTS: dict[str, dict[str, tuple[tuple[tuple[str, Any], ...], bool]]] = {
+# The tool schemas' property order; clicks carry a coordinate (reference/qwen_interface.md
+# §1.2). Scroll may go on with an optional coordinate, so it does not close.
+SHAPES: dict[str, dict[str, Shape]] = {
     "computer_use": {
-        "key": ((("keys", _KEYS),), False),
-        "type": ((("text", _TEXT),), False),
-        **{name: ((("coordinate", _POINT),), True)
-           for name in ("mouse_move", "left_click", "left_click_drag", "right_click",
-                        "middle_click", "double_click")},
-        "scroll": ((("pixels", _NUMBER),), False),
-        "wait": ((("time", _NUMBER),), False),
-        "terminate": ((("status", _STATUS),), True),
-        "answer": ((("text", _TEXT),), False),
+        "key": _one("keys", _KEYS, closes=False),
+        "type": _one("text", _TEXT, closes=False),
+        **dict.fromkeys(("mouse_move", "left_click", "left_click_drag", "right_click",
+                         "middle_click", "double_click"), _CLICK),
+        "scroll": _one("pixels", _NUMBER, closes=False),
+        "wait": _one("time", _NUMBER, closes=False),
+        "terminate": _one("status", _STATUS, closes=True),
+        "answer": _one("text", _TEXT, closes=False),
     },
     "mobile_use": {
-        "key": ((("text", _TEXT),), False),
-        "click": ((("coordinate", _POINT),), True),
-        "long_press": ((("coordinate", _POINT), ("time", _NUMBER)), False),
-        "swipe": ((("coordinate", _POINT), ("coordinate2", _POINT)), True),
-        "type": ((("text", _TEXT),), False),
-        "system_button": ((("button", _choice("Back", "Home", "Menu", "Enter")),), True),
-        "open": ((("text", _TEXT),), False),
-        "wait": ((("time", _NUMBER),), False),
-        "terminate": ((("status", _STATUS),), True),
-        "answer": ((("text", _TEXT),), False),
+        "key": _one("text", _TEXT, closes=False),
+        "click": _CLICK,
+        "long_press": Shape((("coordinate", _POINT), ("time", _NUMBER)), closes=False),
+        "swipe": Shape((("coordinate", _POINT), ("coordinate2", _POINT)), closes=True),
+        "type": _one("text", _TEXT, closes=False),
+        "system_button": _one("button", _choice("Back", "Home", "Menu", "Enter"), closes=True),
+        "open": _one("text", _TEXT, closes=False),
+        "wait": _one("time", _NUMBER, closes=False),
+        "terminate": _one("status", _STATUS, closes=True),
+        "answer": _one("text", _TEXT, closes=False),
     },
 }
 _ACTION_NAME = re.compile(r'(\w+)"')
@@ -88,11 +105,11 @@ def expected_text(tool: str, answer: str) -> str | None:
     if not answer.startswith(start):
         return None
     name = _ACTION_NAME.match(answer, len(start))
-    if name is None or name[1] not in ARGUMENTS[tool]:
+    if name is None or name[1] not in SHAPES[tool]:
         return None
-    arguments, closes = ARGUMENTS[tool][name[1]]
+    shape = SHAPES[tool][name[1]]
     done = answer[: name.end()]
-    for key, (opener, complete) in arguments:
+    for key, (opener, complete) in shape.arguments:
         done += f', "{key}": {opener}'
         if done.startswith(answer):
             return done
@@ -103,7 +120,7 @@ def expected_text(tool: str, answer: str) -> str | None:
             return None  # the model is still writing the value
         done = answer[: value.end()]
     done += CLOSE
-    return done if closes and done.startswith(answer) else None
+    return done if shape.closes and done.startswith(answer) else None
 
 
 def offered_tool(chat_text: str) -> str | None:
@@ -116,14 +133,14 @@ def offered_tool(chat_text: str) -> str | None:
         name = json.loads(lines[0])["function"]["name"]
     except (ValueError, KeyError, TypeError):
         return None
-    return name if name in ARGUMENTS else None
+    return name if name in SHAPES else None
 
 
 class Scaffold:
     """Drafts of the fixed tool-call tokens for one tool, from the ids decoded so far."""
 
     def __init__(self, tokenizer: Any, tool: str) -> None:
-        if tool not in ARGUMENTS:
+        if tool not in SHAPES:
             raise ValueError(f"no scaffold for tool {tool!r}; known: {', '.join(TOOL_NAMES.values())}")
         self.tokenizer = tokenizer
         self.tool = tool
