@@ -181,6 +181,7 @@ class Agent:
             attempt = Attempt(response=response.text, prompt_tokens=response.prompt_tokens,
                               generated_tokens=response.generated_tokens,
                               cached_prompt_tokens=response.cached_prompt_tokens,
+                              forced_tokens=response.forced_tokens,
                               model_ms=_ms_since(mark))
             step.attempts.append(attempt)
             step.timings["model"] = step.timings.get("model", 0.0) + attempt.model_ms
@@ -231,7 +232,9 @@ class Agent:
             model=self.model.name,
             device=self.device.name,
             space=self.device.space,
-            config={**self.config.model_dump(), "resizer": resizer_name()},
+            config={**self.config.model_dump(), "resizer": resizer_name(),
+                    # How the model answers (LocalModel: dtype, cache reuse, forcing, decode).
+                    "model_options": getattr(self.model, "options", {})},
             versions=software_versions(),
         )
 

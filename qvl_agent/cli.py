@@ -147,6 +147,12 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--request-timeout", type=float, default=120.0, metavar="S",
                         help="seconds an endpoint may take to answer one request (default 120)")
+    parser.add_argument("--no-force", dest="force_scaffold", action="store_false",
+                        help="decode the tool call's fixed tokens one by one instead of verifying "
+                        "them in one pass (the answer is the same either way)")
+    parser.add_argument("--decode", choices=("dynamic", "static", "compiled"), default="dynamic",
+                        help="KV cache and decode pass: dynamic (default), static, or compiled "
+                        "(static + torch.compile; CUDA graphs on a GPU)")
 
 
 def model_from_args(args: argparse.Namespace):
@@ -165,7 +171,8 @@ def model_from_args(args: argparse.Namespace):
         if args.api_key_env is not None:
             raise CliError("--api-key-env goes with --endpoint (a local model needs no key)")
         print(f"loading model {args.model} ...", file=sys.stderr)
-        return load_model(args.model, max_new_tokens=args.max_new_tokens)
+        return load_model(args.model, max_new_tokens=args.max_new_tokens,
+                          force_scaffold=args.force_scaffold, decode=args.decode)
     except ModelError as error:
         raise CliError(str(error)) from None
 

@@ -47,6 +47,7 @@ class Attempt(BaseModel):
     prompt_tokens: int | None = None
     generated_tokens: int | None = None
     cached_prompt_tokens: int | None = None
+    forced_tokens: int | None = None
     model_ms: float = 0.0
 
 

@@ -331,7 +331,8 @@ def test_reusing_the_system_turn_cache_changes_no_answer(tiny_checkpoint):
     from qvl_agent.prompts import build_prompt
 
     cached = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=16)
-    plain = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=16, reuse_system_cache=False)
+    plain = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=16, reuse_system_cache=False,
+                       force_scaffold=False)
     assert cached.decoder is not None and plain.decoder is None
     frame = Frame.fit(Monitor(width=1366, height=768), max_pixels=1280 * 28 * 28)
     rng = np.random.default_rng(5)

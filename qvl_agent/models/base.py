@@ -24,6 +24,8 @@ class Response(BaseModel):
     generated_tokens: int | None = None
     # Prompt tokens whose keys/values came from a cache instead of being computed again.
     cached_prompt_tokens: int | None = None
+    # Answer tokens taken from a verified draft of the tool call's fixed parts (forcing).
+    forced_tokens: int | None = None
     # Milliseconds per stage, e.g. {"preprocess": 21.0, "generate": 830.5}.
     timings: dict[str, float] = Field(default_factory=dict)
 

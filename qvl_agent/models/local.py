@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from qvl_agent.models.base import ModelError, Response
 from qvl_agent.models.decoding import GreedyDecoder
+from qvl_agent.models.forcing import Scaffold, offered_tool
 from qvl_agent.models.vision_input import patchify
 from qvl_agent.prompts import VISION_PLACEHOLDER
 
@@ -33,6 +34,11 @@ IMAGE_PAD = "<|image_pad|>"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 SYSTEM_END = "<|im_end|>"
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+# How decode passes run: "dynamic" (a growing KV cache, transformers' default), "static"
+# (preallocated, fixed addresses), "compiled" (static + torch.compile of the decode pass;
+# CUDA graphs on a GPU). "dynamic" is the default until the static/compiled columns of
+# bench/step_latency.py show a gain on the device at hand (on this CPU they do not).
+DECODE_MODES = ("dynamic", "static", "compiled")
 
 # "org/name" or "name", as the Hub spells repository ids.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -92,6 +98,8 @@ class LocalModel:
         random_weights: bool = False,
         fast_preprocess: bool = True,
         reuse_system_cache: bool = True,
+        force_scaffold: bool = True,
+        decode: str = "dynamic",
     ) -> None:
         torch, transformers = _import_backend()
         self._torch = torch
@@ -99,11 +107,15 @@ class LocalModel:
         self.name = f"local:{model_id_or_path}"
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = _choose_dtype(torch, dtype, self.device)
-        self.attn_implementation = attn_implementation or _choose_attention(torch, self)
+        self.attn_implementation = attn_implementation or _choose_attention(torch, self, decode)
+        self._check_decode_mode(decode)  # before the weights load: a mistake fails fast
         self.max_new_tokens = max_new_tokens
         self.do_sample = do_sample
         # False: the stock image processor (the cookbook path), kept as the benchmark baseline.
         self.fast_preprocess = fast_preprocess
+        # Greedy only: forcing verifies drafts against the greedy choice.
+        self.force_scaffold = force_scaffold and not do_sample
+        self._scaffolds: dict[str, Scaffold] = {}
         # Reused by every step (same screen, same size): see vision_input.patchify.
         self._pixel_buffer: Any = None
         self._system_cache: tuple[str | None, Any] = (None, None)
@@ -150,13 +162,23 @@ class LocalModel:
                 device_map=str(self.device),
             )
         self.model.eval()
-        # Greedy answers go through our decoder, which reuses the system turn's KV cache from
-        # step to step; sampling (or reuse_system_cache=False) goes through generate().
+        # Greedy answers go through our decoder (system-turn cache reuse, forced scaffolding,
+        # static/compiled decoding); sampling, or greedy with all of those off, through
+        # generate().
         self.decoder = (
-            GreedyDecoder(self.model, self.stop_ids, self.model.generation_config.repetition_penalty,
-                          system_end_id=self.tokenizer.convert_tokens_to_ids(SYSTEM_END))
-            if reuse_system_cache and not do_sample else None
+            self.new_decoder(decode, reuse_system_cache)
+            if not do_sample and (reuse_system_cache or self.force_scaffold or decode != "dynamic")
+            else None
         )
+        # What a run records (meta.json's config) about how this model answers.
+        self.options = {
+            "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+            "attention": self.attn_implementation, "max_new_tokens": max_new_tokens,
+            "do_sample": do_sample, "fast_preprocess": fast_preprocess,
+            "reuse_system_cache": reuse_system_cache and self.decoder is not None,
+            "force_scaffold": self.force_scaffold, "decode": decode,
+            "random_weights": random_weights,
+        }
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
         return self.respond_chat(prompt.chat_text(), image)
@@ -178,12 +200,14 @@ class LocalModel:
                 decoded = self.decoder.decode(
                     inputs, max_new_tokens,
                     sync=lambda: _synchronize(torch, self.device),
+                    scaffold=self.scaffold_for(chat_text),
                 )
                 generated, timings = decoded.token_ids, dict(decoded.timings)
                 cached_tokens: int | None = decoded.reused_tokens
+                forced_tokens: int | None = decoded.forced_tokens if self.force_scaffold else None
             else:
                 generated, timings = self._generate(inputs, prompt_tokens, preprocessed, max_new_tokens)
-                cached_tokens = None
+                cached_tokens = forced_tokens = None
         finished = time.perf_counter()
         timings["preprocess"] = (preprocessed - started) * 1000
         timings["generate"] = (finished - preprocessed) * 1000
@@ -192,12 +216,40 @@ class LocalModel:
             prompt_tokens=prompt_tokens,
             generated_tokens=len(generated),
             cached_prompt_tokens=cached_tokens,
+            forced_tokens=forced_tokens,
             timings=timings,
         )
 
+    def new_decoder(self, decode: str = "dynamic", reuse_system_cache: bool = True,
+                    compile_options: dict[str, Any] | None = None) -> GreedyDecoder:
+        """A greedy decoder over this model (benchmarks compare several on one model)."""
+        self._check_decode_mode(decode)
+        return GreedyDecoder(self.model, self.stop_ids, self.model.generation_config.repetition_penalty,
+                             system_end_id=self.tokenizer.convert_tokens_to_ids(SYSTEM_END),
+                             reuse_prefix=reuse_system_cache,
+                             cache="dynamic" if decode == "dynamic" else "static",
+                             compiled=decode == "compiled", compile_options=compile_options)
+
+    def _check_decode_mode(self, decode: str) -> None:
+        if decode not in DECODE_MODES:
+            raise ModelError(f"unknown decode mode {decode!r}; use one of {', '.join(DECODE_MODES)}")
+        if decode != "dynamic" and self.attn_implementation.startswith("flash"):
+            # Without a padding mask flash-attention reads a static cache's unfilled slots.
+            raise ModelError(f"decode={decode!r} needs attn_implementation='sdpa' (or 'eager')")
+
+    def scaffold_for(self, chat_text: str) -> Scaffold | None:
+        """The tool-call scaffold for the one tool the rendered chat offers (None when forcing
+        is off, or the chat offers no single computer_use/mobile_use tool)."""
+        tool = offered_tool(chat_text) if self.force_scaffold else None
+        if tool is None:
+            return None
+        if tool not in self._scaffolds:
+            self._scaffolds[tool] = Scaffold(self.tokenizer, tool)
+        return self._scaffolds[tool]
+
     def _generate(self, inputs: dict[str, Any], prompt_tokens: int, preprocessed: float,
                   max_new_tokens: int) -> tuple[list[int], dict[str, float]]:
-        """transformers' generate: sampling, or greedy without the system-cache reuse."""
+        """transformers' generate: sampling, or greedy with every decoder option off."""
         clock = _FirstTokenClock(self.device)
         options: dict[str, Any] = {"do_sample": self.do_sample}
         if not self.do_sample:
@@ -287,17 +339,20 @@ class LocalModel:
         """The vision encoder's input for an image already at the model's size."""
         if self.fast_preprocess:
             processor = self.image_processor
-            self._pixel_buffer, grid = patchify(
-                image,
-                mean=list(processor.image_mean),
-                std=list(processor.image_std),
-                patch_size=int(processor.patch_size),
-                merge_size=self.merge_size,
-                temporal_patch_size=int(processor.temporal_patch_size),
-                device=self.device,
-                dtype=self.dtype,
-                out=self._pixel_buffer,
-            )
+            # Always in inference mode: the buffer is refilled in place, and one made under a
+            # caller's inference mode could not be written outside it.
+            with self._torch.inference_mode():
+                self._pixel_buffer, grid = patchify(
+                    image,
+                    mean=list(processor.image_mean),
+                    std=list(processor.image_std),
+                    patch_size=int(processor.patch_size),
+                    merge_size=self.merge_size,
+                    temporal_patch_size=int(processor.temporal_patch_size),
+                    device=self.device,
+                    dtype=self.dtype,
+                    out=self._pixel_buffer,
+                )
             return self._pixel_buffer, grid
         # do_resize=False: the image already has the size the model's coordinates refer to.
         vision = self.image_processor(
@@ -380,9 +435,10 @@ def _choose_dtype(torch: Any, dtype: Any, device: Any) -> Any:
     return getattr(torch, name)
 
 
-def _choose_attention(torch: Any, model: LocalModel) -> str:
-    """flash_attention_2 where it can run (CUDA, half precision, package installed), else sdpa."""
-    if model.device.type == "cuda" and model.dtype in (torch.float16, torch.bfloat16):
+def _choose_attention(torch: Any, model: LocalModel, decode: str) -> str:
+    """flash_attention_2 where it can run (CUDA, half precision, package installed, a
+    dynamic cache), else sdpa."""
+    if decode == "dynamic" and model.device.type == "cuda" and model.dtype in (torch.float16, torch.bfloat16):
         try:
             import flash_attn  # noqa: F401
         except ImportError:
