@@ -13,7 +13,6 @@ lower bound.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import write_figures  # noqa: E402
 from environments.android_sim.session import AdbServer, SimulatedPhone  # noqa: E402
 
 
@@ -65,8 +65,7 @@ def main() -> int:
     print(f"Android path through the real adb server, 1080x2400 sim, median of {args.runs} runs")
     for name, value in figures.items():
         print(f"  {name:<24} {value}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2))
+    write_figures(args.out, figures)
     return 0
 
 

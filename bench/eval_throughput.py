@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import write_figures  # noqa: E402
 from environments.synthetic_screenspot import write_synthetic_screenspot  # noqa: E402
 from qvl_agent.evaluation.runner import EvalConfig, run_eval  # noqa: E402
 from qvl_agent.models.base import Response  # noqa: E402
@@ -86,8 +87,7 @@ def main() -> None:
     print(f"{'workers':>8}{'samples/s':>12}{'ms/sample':>12}{'speedup':>10}")
     for workers, row in results["workers"].items():
         print(f"{workers:>8}{row['samples_per_s']:>12.1f}{row['ms_per_sample']:>12.2f}{row['speedup']:>9.2f}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_figures(args.out, results)
 
 
 if __name__ == "__main__":

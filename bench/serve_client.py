@@ -26,7 +26,6 @@ Writes bench/results/serve_client.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import write_figures  # noqa: E402
 from environments.model_server import ModelServer  # noqa: E402
 
 SERVED = "bench-model"
@@ -175,9 +175,7 @@ def main() -> int:
         },
     }
     print_table(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nwritten {args.out}")
+    write_figures(args.out, results)
     return 0
 
 

@@ -43,7 +43,6 @@ Writes bench/results/step_latency.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import write_figures  # noqa: E402
 FRAMES = {"desktop 1920x1080": (1920, 1080, "computer"), "phone 1080x2400": (1080, 2400, "mobile")}
 BUDGETS = {"1280*28*28": 1280 * 28 * 28, "default": 12845056}
 ANSWER = ('<tool_call>\n{"name": "%s", "arguments": {"action": "%s", "coordinate": [%d, %d]}}\n'
@@ -366,9 +366,7 @@ def main() -> int:
         print(f"limits: {results['limits']['bandwidth_tb_s']} TB/s, {results['limits']['peak_tflop_s']} TFLOP/s")
     print_table(results)
     print_targets(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nwritten {args.out}")
+    write_figures(args.out, results)
     return 0
 
 

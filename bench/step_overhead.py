@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import write_figures  # noqa: E402
 from environments.desktop_sim.session import SandboxProcess  # noqa: E402
 from environments.xvfb import VirtualDisplay  # noqa: E402
 
@@ -135,8 +135,7 @@ def main() -> int:
     args = parser.parse_args()
     results = run(args.steps)
     print_table(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    write_figures(args.out, results)
     print(f"written {args.out}")
     return 0
 
