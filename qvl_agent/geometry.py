@@ -93,6 +93,21 @@ class Monitor(BaseModel):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
 
+    def to_local(self, x: float, y: float) -> tuple[float, float]:
+        """An absolute screen pixel in this monitor's (and its screenshot's) own pixels."""
+        return x - self.left, y - self.top
+
+    def to_absolute(self, x: float, y: float) -> tuple[float, float]:
+        """A pixel of this monitor (or its screenshot) in absolute screen pixels."""
+        return self.left + x, self.top + y
+
+    def same_place(self, screen: tuple[float, float], other: Monitor) -> tuple[int, int]:
+        """The absolute pixel of this monitor at the place ``screen`` has on ``other``
+        (a recorded point moved onto a screen of another size)."""
+        x, y = other.to_local(*screen)
+        return self.to_absolute(_clamp(round(x * self.width / other.width), self.width),
+                                _clamp(round(y * self.height / other.height), self.height))
+
 
 class Frame(BaseModel):
     """The geometry of one screenshot: the monitor it shows and the size the model sees."""
@@ -147,7 +162,7 @@ class Frame(BaseModel):
                 )
         local_x = _clamp(round(x * self.monitor.width / self.resized_width), self.monitor.width)
         local_y = _clamp(round(y * self.monitor.height / self.resized_height), self.monitor.height)
-        return self.monitor.left + local_x, self.monitor.top + local_y
+        return self.monitor.to_absolute(local_x, local_y)
 
     def to_image(self, x: float, y: float) -> tuple[float, float]:
         """A model-space point in the screenshot's own pixels, unrounded and unclamped.
@@ -159,8 +174,7 @@ class Frame(BaseModel):
 
     def to_model(self, screen_x: float, screen_y: float) -> tuple[int, int]:
         """Map an absolute screen pixel to the model-space pixel that shows it."""
-        local_x = screen_x - self.monitor.left
-        local_y = screen_y - self.monitor.top
+        local_x, local_y = self.monitor.to_local(screen_x, screen_y)
         return (
             _clamp(round(local_x * self.resized_width / self.monitor.width), self.resized_width),
             _clamp(round(local_y * self.resized_height / self.monitor.height), self.resized_height),

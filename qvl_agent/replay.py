@@ -44,11 +44,7 @@ def rescale(action: Action, recorded: Monitor, current: Monitor) -> Action:
     updates = {}
     for name, value in action:
         if isinstance(value, Point) and value.screen is not None:
-            x = (value.screen[0] - recorded.left) * current.width / recorded.width
-            y = (value.screen[1] - recorded.top) * current.height / recorded.height
-            x = min(max(round(x), 0), current.width - 1)
-            y = min(max(round(y), 0), current.height - 1)
-            updates[name] = Point(model=value.model, screen=(current.left + x, current.top + y))
+            updates[name] = Point(model=value.model, screen=current.same_place(value.screen, recorded))
     return action.model_copy(update=updates) if updates else action
 
 

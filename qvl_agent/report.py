@@ -144,7 +144,7 @@ def _step_card(directory: Path, step: Step) -> str:
     marks: list[Mark] = []
     if step.action is not None:
         points = {name: value for name, value in step.action if hasattr(value, "screen") and value.screen}
-        local = {name: (p.screen[0] - monitor.left, p.screen[1] - monitor.top) for name, p in points.items()}
+        local = {name: monitor.to_local(*p.screen) for name, p in points.items()}
         if "coordinate" in local and "coordinate2" in local:
             marks.append(("arrow", local["coordinate"], local["coordinate2"], PREDICTED))
         if "coordinate" in local:

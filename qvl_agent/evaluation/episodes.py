@@ -221,7 +221,7 @@ def read_runs(source: Path) -> Loaded:
                 continue
             monitor = step.frame.monitor
             target = target_from_action(
-                step.action, lambda p: (p.screen[0] - monitor.left, p.screen[1] - monitor.top))
+                step.action, lambda p: monitor.to_local(*p.screen))
             samples.append(StepSample(
                 id=f"{run_dir.name}/{step.index}", episode=run_dir.name, step=len(history),
                 goal=run.meta.goal, image=run_dir / step.screenshot, target=target,

@@ -108,7 +108,7 @@ def target_action(target: Target, frame: Frame) -> Action:
                                   centre[1] + reach[1] * frame.monitor.height / 6)}
     for name, point in points.items():
         if point is not None:
-            screen = (frame.monitor.left + round(point[0]), frame.monitor.top + round(point[1]))
+            screen = frame.monitor.to_absolute(round(point[0]), round(point[1]))
             fields[name] = {"model": frame.to_model(*screen), "screen": screen}
     if target.action in ("type", "open", "answer"):
         fields["text"] = target.text or ""
