@@ -32,11 +32,18 @@ class Prediction(BaseModel):
     point: tuple[float, float] | None = None
     box: tuple[float, float, float, float] | None = None  # when the model answered a box
     error: str | None = None  # why the answer could not be used
-    image_size: tuple[int, int]
-    resized_size: tuple[int, int]
+    frame: Frame  # the screenshot's size and the size the model saw
     prompt_tokens: int | None = None
     generated_tokens: int | None = None
     model_ms: float = 0.0
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.frame.screen_size
+
+    @property
+    def resized_size(self) -> tuple[int, int]:
+        return self.frame.resized_size
 
 
 def load_image(path: Path) -> Image.Image:
@@ -75,7 +82,7 @@ def predict(model: Model, image: Image.Image, goal: str, space: Space,
     started = time.perf_counter()
     response = model.respond(prompt, resized)
     prediction = Prediction(
-        response=response.text, image_size=(width, height), resized_size=frame.resized_size,
+        response=response.text, frame=frame,
         prompt_tokens=response.prompt_tokens, generated_tokens=response.generated_tokens,
         model_ms=round((time.perf_counter() - started) * 1000, 3))
     try:

@@ -157,18 +157,12 @@ def _score_step(sample: StepSample, prediction: Prediction, config: EvalConfig) 
     scorer = STEP_SCORERS[config.scorer]
     predicted = None
     if prediction.action is not None:
-        scale = _image_scale(prediction)
-        predicted = target_from_action(prediction.action, lambda p: scale(p.model))
+        predicted = target_from_action(prediction.action, lambda p: prediction.frame.to_image(*p.model))
     return {"episode": sample.episode, "step": sample.step, "goal": sample.goal,
             "episode_complete": sample.episode_complete,
             "target": sample.target.model_dump(), "predicted": predicted.model_dump() if predicted else None,
             "type_match": scorer.type_match(predicted, sample.target),
             "exact_match": scorer.exact_match(predicted, sample.target, sample, prediction.image_size)}
-
-
-def _image_scale(prediction: Prediction):
-    (width, height), (resized_w, resized_h) = prediction.image_size, prediction.resized_size
-    return lambda point: (point[0] * width / resized_w, point[1] * height / resized_h)
 
 
 def _metrics(config: EvalConfig, records: list[dict], skipped: list[Skipped]) -> dict[str, Any]:
