@@ -43,11 +43,11 @@ def read_aitz(annotations: Path, images: Path | None) -> Loaded:
     episodes: dict[str, list[tuple[str, dict, Target, list[Box]]]] = {}
     skipped: list[Skipped] = []
     gappy: set[str] = set()
-    for where, record in usable_records(annotations, skipped):
+    for file, where, record in usable_records(annotations, skipped):
         episode = str(record.get("episode_id")) if isinstance(record, dict) else None
         try:
             episode = str(field(record, "episode_id", (str, int)))
-            image = resolve_image(field(record, "image_path", str), images, where)
+            image = resolve_image(field(record, "image_path", str), images, file)
             if not image.is_file():
                 raise RecordError(f"image not found: {image}")
             size = image_size(image)
@@ -122,7 +122,7 @@ def read_androidcontrol(annotations: Path, images: Path | None, level: str = "hi
     samples: list[StepSample] = []
     skipped: list[Skipped] = []
     gappy: set[str] = set()
-    for where, record in usable_records(annotations, skipped):
+    for file, where, record in usable_records(annotations, skipped):
         try:
             episode = str(field(record, "episode_id", (str, int)))
             goal = field(record, "goal", str)
@@ -139,7 +139,7 @@ def read_androidcontrol(annotations: Path, images: Path | None, level: str = "hi
             try:
                 if step >= len(screenshots):
                     raise RecordError(f"no screenshot for step {step}")
-                image = resolve_image(str(screenshots[step]), images, where)
+                image = resolve_image(str(screenshots[step]), images, file)
                 if not image.is_file():
                     raise RecordError(f"image not found: {image}")
                 boxes = [tuple(numbers(b, 4, "step_boxes")) for b in (step_boxes[step] or [])] \

@@ -28,19 +28,18 @@ def read_screenspot(annotations: Path, images: Path | None, pro: bool = False,
                     ) -> tuple[list[GroundingSample], list[Skipped]]:
     samples: list[GroundingSample] = []
     skipped: list[Skipped] = []
-    for where, record in usable_records(annotations, skipped):
+    for file, where, record in usable_records(annotations, skipped):
         try:
-            samples.append(_sample(record, where, images, pro, len(samples) + len(skipped)))
+            image = resolve_image(field(record, "img_filename", str), images, file)
+            samples.append(_sample(record, where, image, pro, len(samples) + len(skipped)))
         except RecordError as error:
             skipped.append(Skipped(where=where, reason=str(error)))
     return samples, skipped
 
 
-def _sample(record, where: str, images: Path | None, pro: bool, position: int) -> GroundingSample:
-    filename = field(record, "img_filename", str)
+def _sample(record, where: str, image: Path, pro: bool, position: int) -> GroundingSample:
     instruction = field(record, "instruction", str)
     raw = numbers(field(record, "bbox", (list, str)), 4, "bbox")
-    image = resolve_image(filename, images, where)
     if not image.is_file():
         raise RecordError(f"image not found: {image}")
     if pro:

@@ -30,8 +30,8 @@ def annotation_files(source: Path) -> list[Path]:
     raise DatasetError(f"annotation file or directory not found: {source}")
 
 
-def read_records(source: Path) -> Iterator[tuple[str, Any] | Skipped]:
-    """``(where, record)`` for each record, or a :class:`Skipped` for one that is not JSON."""
+def read_records(source: Path) -> Iterator[tuple[Path, str, Any] | Skipped]:
+    """``(file, where, record)`` for each record, or a :class:`Skipped` for one that is not JSON."""
     for path in annotation_files(source):
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".jsonl":
@@ -39,7 +39,7 @@ def read_records(source: Path) -> Iterator[tuple[str, Any] | Skipped]:
                 if not line.strip():
                     continue
                 try:
-                    yield f"{path}:{number}", json.loads(line)
+                    yield path, f"{path}:{number}", json.loads(line)
                 except json.JSONDecodeError as error:
                     yield Skipped(where=f"{path}:{number}", reason=f"not valid JSON ({error.msg})")
             continue
@@ -49,10 +49,10 @@ def read_records(source: Path) -> Iterator[tuple[str, Any] | Skipped]:
             yield Skipped(where=f"{path}:{error.lineno}", reason=f"not valid JSON ({error.msg}); file skipped")
             continue
         for number, record in enumerate(data if isinstance(data, list) else [data]):
-            yield f"{path} record {number}", record
+            yield path, f"{path} record {number}", record
 
 
-def usable_records(source: Path, skipped: list[Skipped]) -> Iterator[tuple[str, Any]]:
+def usable_records(source: Path, skipped: list[Skipped]) -> Iterator[tuple[Path, str, Any]]:
     """:func:`read_records` with the unreadable ones added to ``skipped``."""
     for item in read_records(source):
         if isinstance(item, Skipped):
@@ -67,13 +67,12 @@ def image_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
-def resolve_image(name: str, images: Path | None, annotation_where: str) -> Path:
-    """Where an annotation's image file is: under ``images`` (as named, then by its bare file
-    name), else beside the annotation file. The first candidate when none exists, for the
-    error message."""
-    annotation_dir = Path(annotation_where.split(":")[0].split(" record ")[0]).parent
-    bases = [images] if images is not None else [annotation_dir]
-    candidates = [base / relative for base in bases for relative in (Path(name), Path(Path(name).name))]
+def resolve_image(name: str, images: Path | None, annotation_file: Path) -> Path:
+    """Where an annotation's image file is: under ``images``, else beside the annotation
+    file; as named, then by its bare file name. The first candidate when none exists, for
+    the error message."""
+    base = images if images is not None else annotation_file.parent
+    candidates = [base / name, base / Path(name).name]
     return next((c for c in candidates if c.is_file()), candidates[0])
 
 
