@@ -38,18 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="let the model operate a device until the goal is done")
     run.add_argument("goal", help='what to do, e.g. "Open the settings dialog and enable dark mode"')
-    run.add_argument("--device", default="desktop",
-                     help="desktop (default), android, android:SERIAL or image:FILE")
-    run.add_argument("--monitor", type=int, default=1, help="desktop monitor number (1 = first)")
+    device_options(run, dry_run_help="run the whole loop but never act on the device")
     model_options(run)
     run.add_argument("--max-steps", type=int, default=30)
     run.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
     pixel_options(run)
-    run.add_argument("--settle", type=float, default=0.5,
-                     help="seconds to wait after each action before the next screenshot")
-    run.add_argument("--dry-run", action="store_true",
-                     help="run the whole loop but never act on the device")
-    run.add_argument("--confirm", action="store_true", help="ask before each action (needs a TTY)")
     run.add_argument("--record", default=None,
                      help="run directory to write (default runs/<time>-<goal>)")
     run.set_defaults(handler=_run)
@@ -127,6 +120,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def device_options(parser: argparse.ArgumentParser, dry_run_help: str) -> None:
+    """The options that choose a device and guard what is done on it; read back by
+    :func:`device_from_args` and :func:`confirm_from_args`."""
+    parser.add_argument("--device", default="desktop",
+                        help="desktop (default), android, android:SERIAL or image:FILE")
+    parser.add_argument("--monitor", type=int, default=1, help="desktop monitor number (1 = first)")
+    parser.add_argument("--settle", type=float, default=0.5,
+                        help="seconds to wait after each action before the next screenshot")
+    parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    parser.add_argument("--confirm", action="store_true", help="ask before each action (needs a TTY)")
+
+
+def confirm_from_args(args: argparse.Namespace):
+    """The question asked before each action with --confirm (None without it)."""
+    from qvl_agent.guard import ask_on_terminal
+
+    if not args.confirm:
+        return None
+    if not sys.stdin.isatty():
+        raise CliError("--confirm asks before each action and needs an interactive terminal")
+    return ask_on_terminal
+
+
+def device_from_args(args: argparse.Namespace):
+    """The device --device/--monitor name; on a terminal, asks which phone when adb sees several."""
+    from qvl_agent.devices import DeviceError, open_device
+
+    try:
+        return open_device(args.device, monitor=args.monitor,
+                           choose=_ask_which if sys.stdin.isatty() else None)
+    except DeviceError as error:
+        raise CliError(str(error)) from None
+
+
 def model_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose and configure the model; read back by :func:`model_from_args`."""
     parser.add_argument(
@@ -202,11 +229,8 @@ def pixel_options(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from qvl_agent.agent import Agent, AgentConfig
-    from qvl_agent.devices import DeviceError, open_device
-    from qvl_agent.guard import ask_on_terminal
 
-    if args.confirm and not sys.stdin.isatty():
-        raise CliError("--confirm asks before each action and needs an interactive terminal")
+    confirm = confirm_from_args(args)
     config = AgentConfig(
         max_steps=args.max_steps,
         max_seconds=args.max_seconds,
@@ -215,19 +239,14 @@ def _run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         settle_seconds=args.settle,
     )
-    try:
-        device = open_device(args.device, monitor=args.monitor,
-                             choose=_ask_which if sys.stdin.isatty() else None)
-    except DeviceError as error:
-        raise CliError(str(error)) from None
+    device = device_from_args(args)
     try:
         model = model_from_args(args)
     except CliError:
         device.close()
         raise
 
-    agent = Agent(model, device, config,
-                  confirm=ask_on_terminal if args.confirm else None, on_step=print_step)
+    agent = Agent(model, device, config, confirm=confirm, on_step=print_step)
     print(f"goal: {args.goal}", file=sys.stderr)
     try:
         result = agent.run(args.goal, record=args.record)

@@ -8,7 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-from qvl_agent.cli import CliError, model_from_args, model_options, pixel_options
+from qvl_agent.cli import (
+    CliError, confirm_from_args, device_from_args, device_options, model_from_args, model_options,
+    pixel_options,
+)
 
 
 def register(commands) -> None:
@@ -50,12 +53,7 @@ def register(commands) -> None:
 
     replay = commands.add_parser("replay", help="re-execute a recorded run's actions on a device")
     replay.add_argument("run_dir", type=Path)
-    replay.add_argument("--device", default="desktop",
-                        help="desktop (default), android, android:SERIAL or image:FILE")
-    replay.add_argument("--monitor", type=int, default=1)
-    replay.add_argument("--dry-run", action="store_true", help="compare screens, never act")
-    replay.add_argument("--confirm", action="store_true", help="ask before each action (needs a TTY)")
-    replay.add_argument("--settle", type=float, default=0.5, help="seconds to wait after each action")
+    device_options(replay, dry_run_help="compare screens, never act")
     replay.add_argument("--threshold", type=float, default=0.05,
                         help="a step whose screen differs more than this (0-1) counts as diverged")
     replay.add_argument("--out", type=Path, default=None, help="write the per-step report as JSON")
@@ -163,22 +161,16 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from qvl_agent.devices import DeviceError, open_device
-    from qvl_agent.guard import ask_on_terminal
     from qvl_agent.replay import Replayer
     from qvl_agent.trajectory import RunReadError, read_run
 
-    if args.confirm and not sys.stdin.isatty():
-        raise CliError("--confirm asks before each action and needs an interactive terminal")
+    confirm = confirm_from_args(args)
     try:
         run = read_run(args.run_dir)
     except RunReadError as error:
         raise CliError(str(error)) from None
-    try:
-        device = open_device(args.device, monitor=args.monitor)
-    except DeviceError as error:
-        raise CliError(str(error)) from None
-    replayer = Replayer(device, dry_run=args.dry_run, confirm=ask_on_terminal if args.confirm else None,
+    device = device_from_args(args)
+    replayer = Replayer(device, dry_run=args.dry_run, confirm=confirm,
                         settle_seconds=args.settle, threshold=args.threshold)
     try:
         result = replayer.replay(run, on_step=lambda s: print(s.line(), file=sys.stderr, flush=True))
