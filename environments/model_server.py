@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 from typing import IO
 
-from environments.processes import stop_process
+from environments.processes import BackgroundProcess, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class ModelServer:
+class ModelServer(BackgroundProcess):
     """``with ModelServer(["--model", path]) as server: server.url``
 
     Without a ``--port`` the server picks a free one and reports it on its first line; the
@@ -72,9 +72,3 @@ class ModelServer:
         stop_process(self.process)
         if self._log is not None:
             self._log.close()
-
-    def __enter__(self) -> ModelServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -5,9 +5,26 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Self, TypeVar
 
 T = TypeVar("T")
+
+
+class BackgroundProcess:
+    """A helper process with ``start()`` (returning itself) and ``stop()``, usable as
+    ``with Thing(...) as thing:``, which stops it however the block ends."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def stop_process(process: subprocess.Popen | None, grace: float = 5.0) -> None:

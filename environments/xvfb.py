@@ -8,14 +8,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from environments.processes import stop_process
+from environments.processes import BackgroundProcess, stop_process
 
 
 class XvfbError(RuntimeError):
     pass
 
 
-class VirtualDisplay:
+class VirtualDisplay(BackgroundProcess):
     """``with VirtualDisplay(1920, 1080) as display: ...`` sets nothing globally;
     use ``display.name`` (e.g. ``":99"``) as DISPLAY for the processes that need it."""
 
@@ -55,12 +55,6 @@ class VirtualDisplay:
     def stop(self) -> None:
         stop_process(self._process)
         self._process = None
-
-    def __enter__(self) -> VirtualDisplay:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _wait_for_socket(number: int, process: subprocess.Popen[bytes], timeout: float) -> bool:

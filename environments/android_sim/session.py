@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from environments.processes import stop_process, wait_for
+from environments.processes import BackgroundProcess, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-class AdbServer:
+class AdbServer(BackgroundProcess):
     """The real adb server on its own port (never 5037): ``with AdbServer() as server``."""
 
     def __init__(self) -> None:
@@ -59,14 +59,8 @@ class AdbServer:
         subprocess.run([adb_binary(), "-P", str(self.port), "kill-server"], capture_output=True, timeout=20)
         stop_process(self._process)
 
-    def __enter__(self) -> AdbServer:
-        return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class SimulatedPhone:
+class SimulatedPhone(BackgroundProcess):
     """The simulated phone as a process, connected to ``server``."""
 
     def __init__(self, server: AdbServer, state_path: Path, adbkeyboard: bool = False,
@@ -100,12 +94,6 @@ class SimulatedPhone:
         except Exception:  # the server may already be gone
             pass
         stop_process(self._process)
-
-    def __enter__(self) -> SimulatedPhone:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def state(self) -> dict[str, Any]:
         return json.loads(self.state_path.read_text(encoding="utf-8"))

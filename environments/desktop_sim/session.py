@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from environments.processes import stop_process, wait_for
+from environments.processes import BackgroundProcess, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ class SandboxError(RuntimeError):
     pass
 
 
-class SandboxProcess:
+class SandboxProcess(BackgroundProcess):
     """The app as a running process: ``with SandboxProcess(":99", state_file) as app: ...``."""
 
     def __init__(self, display: str, state_path: Path) -> None:
@@ -47,12 +47,6 @@ class SandboxProcess:
     def stop(self) -> None:
         stop_process(self._process)
         self._process = None
-
-    def __enter__(self) -> SandboxProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def state(self) -> dict[str, Any]:
         """The last state the app wrote (replaced atomically, so never half-written)."""
