@@ -160,7 +160,7 @@ class Agent:
                     f"no usable action after {len(step.attempts)} answers: "
                     f"{step.attempts[-1].error}",
                 )
-            step.action, step.notes = parsed.action, parsed.notes
+            step.action, step.notes, step.thought = parsed.action, parsed.notes, parsed.thought
             self._act(step)
         finally:
             step.timings["total"] = _ms_since(clock)

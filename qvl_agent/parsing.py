@@ -38,6 +38,8 @@ class Parsed:
     notes: list[str] = field(default_factory=list)
     # The box [x1, y1, x2, y2] (model pixels) when a point was answered as one; its centre is used.
     box: tuple[float, float, float, float] | None = None
+    # The model's reasoning that came with the action, when its answer format carries one.
+    thought: str | None = None
 
 
 def parse(text: str, frame: Frame, space: Space) -> Parsed:

@@ -59,6 +59,9 @@ class Step(BaseModel):
     prompt_digest: str
     attempts: list[Attempt]
     action: Action | None = None
+    # The model's reasoning before its action, when its answer format carries one (a UI-TARS
+    # "Thought:", GUI-Owl's <thinking>, prose before a Qwen tool call).
+    thought: str | None = None
     notes: list[str] = Field(default_factory=list)
     outcome: StepOutcome
     error: str | None = None
