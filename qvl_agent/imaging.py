@@ -9,10 +9,13 @@ it. Without torch, Pillow's bicubic (what transformers' Pillow processor does).
 from __future__ import annotations
 
 import importlib.util
+import io
+import warnings
 from functools import cache
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 
 @cache
@@ -60,3 +63,43 @@ def hwc_pixels(image: Image.Image):
         return cached
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     return torch.from_numpy(np.array(rgb))
+
+
+# Largest image decoded from a file or a request: 100 megapixels (a 12000x8000 photo; the
+# largest ScreenSpot-Pro screenshots are about 20). Past this a tiny compressed file can
+# expand to gigabytes (a "decompression bomb"), so the size is checked from the header first.
+MAX_DECODED_PIXELS = 100_000_000
+
+
+class ImageReadError(ValueError):
+    """An image that cannot be read: missing, corrupt, not an image, or too large to decode."""
+
+
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_DECODED_PIXELS,
+               what: str = "image") -> Image.Image:
+    """The image in ``source`` (a path or the file's bytes) decoded as RGB.
+
+    The declared size is checked against ``max_pixels`` before any pixel is decoded; every
+    failure is an :class:`ImageReadError` that names the file.
+    """
+    name = f"{what} {source}" if not isinstance(source, bytes) else what
+    try:
+        with warnings.catch_warnings():  # Pillow warns past 89 MP; the limit here decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        with image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageReadError(
+                    f"{name} is {width}x{height} ({width * height:,} pixels), more than the "
+                    f"{max_pixels:,} this program decodes"
+                )
+            return image.convert("RGB")
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as error:  # Pillow's own limit, met while opening
+        raise ImageReadError(f"{name} is too large to decode: {error}") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{name} is not an image in a format Pillow reads") from None
+    except (OSError, ValueError, SyntaxError) as error:  # missing, truncated, not an image
+        raise ImageReadError(f"cannot read {name}: {error}") from None

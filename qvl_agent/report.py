@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from qvl_agent.actions import describe
+from qvl_agent.imaging import ImageReadError, open_image
 from qvl_agent.trajectory import META_FILE, RunReadError, Step, read_run
 
 MAX_WIDTH = 1280
@@ -65,11 +66,10 @@ def _e(value: object) -> str:
 def _image_data(path: Path) -> tuple[str, tuple[int, int]] | None:
     """The image as a data URL (downscaled JPEG) and its original size; None if unreadable."""
     try:
-        with Image.open(path) as image:
-            size = image.size
-            shown = image.convert("RGB")
-    except (OSError, ValueError):
+        shown = open_image(path)
+    except ImageReadError:
         return None
+    size = shown.size
     if shown.width > MAX_WIDTH:
         shown = shown.resize((MAX_WIDTH, round(shown.height * MAX_WIDTH / shown.width)), Image.BILINEAR)
     buffer = io.BytesIO()

@@ -14,6 +14,7 @@ from PIL import Image
 from qvl_agent.actions import Action, Space
 from qvl_agent.devices.base import CaptureError, Observation
 from qvl_agent.geometry import Monitor
+from qvl_agent.imaging import ImageReadError, open_image
 
 
 class StillImageDevice:
@@ -27,11 +28,9 @@ class StillImageDevice:
     def from_file(cls, path: str | Path, space: Space = "computer") -> StillImageDevice:
         path = Path(path)
         try:
-            with Image.open(path) as image:
-                image.load()
-                return cls(image, space, name=f"image:{path}")
-        except (OSError, ValueError) as error:
-            raise CaptureError(f"cannot read screenshot {path}: {error}") from None
+            return cls(open_image(path, what="screenshot"), space, name=f"image:{path}")
+        except ImageReadError as error:
+            raise CaptureError(str(error)) from None
 
     def screenshot(self) -> Observation:
         started = time.perf_counter()

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from qvl_agent.actions import ACTION_ADAPTER, Action, Space, tool_call_json
 from qvl_agent.evaluation.samples import Target
 from qvl_agent.geometry import Frame, Monitor, model_view
+from qvl_agent.imaging import ImageReadError, open_image
 from qvl_agent.models.base import Model
 from qvl_agent.parsing import ActionParseError, parse
 from qvl_agent.prompts import build_prompt
@@ -48,10 +49,9 @@ class Prediction(BaseModel):
 
 def load_image(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as error:
-        raise ImageError(f"cannot read image {path}: {error}") from None
+        return open_image(path)
+    except ImageReadError as error:
+        raise ImageError(str(error)) from None
 
 
 def load_image_cached(path: Path) -> Image.Image:
