@@ -4,6 +4,14 @@ Qwen2.5-VL answers in absolute pixels of the image *after* ``smart_resize``
 (not the screen's pixels, not 0-1000). A :class:`Frame` records both sizes for one
 screenshot and maps a model point back to an absolute screen pixel.
 
+Other model families answer in other coordinate frames (their family says which, see
+``qvl_agent/families``); the Frame carries it as ``coordinates``:
+
+* ``pixels``: absolute pixels of the resized image (Qwen2.5-VL, UI-TARS-1.5, GUI-Owl);
+* ``rel1000``: a 0-1000 grid over the image, ``x_resized = x * W_resized / 1000``
+  (Qwen3-VL, UI-Venus-Ground);
+* ``rel1``: fractions of the image, ``x_resized = x * W_resized``.
+
 Out-of-image rule (documented in README "Coordinates"):
 
 * a model point inside the resized image maps proportionally onto the monitor;
@@ -16,6 +24,8 @@ Out-of-image rule (documented in README "Coordinates"):
 from __future__ import annotations
 
 import math
+
+from typing import Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +40,10 @@ MAX_ASPECT_RATIO = 200
 
 # How far (in model pixels) beyond the image edge a point may be and still be clamped.
 EDGE_TOLERANCE = 28
+
+# The coordinate frames a model may answer in, and the full scale of each (None: pixels).
+Coordinates = Literal["pixels", "rel1000", "rel1"]
+COORDINATE_SCALES: dict[str, float | None] = {"pixels": None, "rel1000": 1000.0, "rel1": 1.0}
 
 
 class CoordinateError(ValueError):
@@ -101,6 +115,17 @@ class Monitor(BaseModel):
         """A pixel of this monitor (or its screenshot) in absolute screen pixels."""
         return self.left + x, self.top + y
 
+    @property
+    def centre(self) -> tuple[int, int]:
+        """The absolute pixel at this monitor's centre."""
+        return self.left + self.width // 2, self.top + self.height // 2
+
+    def moved(self, screen: tuple[float, float], dx: float, dy: float) -> tuple[int, int]:
+        """The absolute pixel ``(dx, dy)`` screen pixels from ``screen``, kept on this monitor
+        (a swipe a model asked for by direction and distance)."""
+        x, y = self.to_local(screen[0] + dx, screen[1] + dy)
+        return self.to_absolute(_clamp(round(x), self.width), _clamp(round(y), self.height))
+
     def same_place(self, screen: tuple[float, float], other: Monitor) -> tuple[int, int]:
         """The absolute pixel of this monitor at the place ``screen`` has on ``other``
         (a recorded point moved onto a screen of another size)."""
@@ -120,6 +145,9 @@ class Frame(BaseModel):
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
     factor: int = FACTOR
+    # What the model's numbers mean (see the module docstring); runs recorded before
+    # families existed were all Qwen2.5-VL, hence the default.
+    coordinates: Coordinates = "pixels"
 
     @classmethod
     def fit(
@@ -128,6 +156,7 @@ class Frame(BaseModel):
         min_pixels: int = DEFAULT_MIN_PIXELS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         factor: int = FACTOR,
+        coordinates: Coordinates = "pixels",
     ) -> Frame:
         height, width = smart_resize(monitor.height, monitor.width, factor, min_pixels, max_pixels)
         return cls(
@@ -137,6 +166,7 @@ class Frame(BaseModel):
             min_pixels=min_pixels,
             max_pixels=max_pixels,
             factor=factor,
+            coordinates=coordinates,
         )
 
     @property
@@ -147,22 +177,41 @@ class Frame(BaseModel):
     def resized_size(self) -> tuple[int, int]:
         return self.resized_width, self.resized_height
 
+    def to_resized(self, x: float, y: float) -> tuple[float, float]:
+        """A point in this frame's model coordinates as pixels of the resized image."""
+        scale = COORDINATE_SCALES[self.coordinates]
+        if scale is None:
+            return x, y
+        return x * self.resized_width / scale, y * self.resized_height / scale
+
     def to_screen(self, x: float, y: float) -> tuple[int, int]:
         """Map a model-space point to an absolute screen pixel on this frame's monitor.
 
-        Raises :class:`CoordinateError` for points further than ``EDGE_TOLERANCE``
-        outside the resized image.
+        Raises :class:`CoordinateError` for points further than ``EDGE_TOLERANCE`` resized
+        pixels outside the image (the same tolerance in every coordinate frame).
         """
-        for value, size, axis in ((x, self.resized_width, "x"), (y, self.resized_height, "y")):
-            if not math.isfinite(value) or value < -EDGE_TOLERANCE or value > size + EDGE_TOLERANCE:
-                raise CoordinateError(
-                    f"coordinate {axis}={value:g} is outside the screenshot, which is "
-                    f"{self.resized_width}x{self.resized_height} pixels; "
-                    f"use 0 <= x < {self.resized_width} and 0 <= y < {self.resized_height}"
-                )
-        local_x = _clamp(round(x * self.monitor.width / self.resized_width), self.monitor.width)
-        local_y = _clamp(round(y * self.monitor.height / self.resized_height), self.monitor.height)
+        for value, axis in ((x, "x"), (y, "y")):
+            if not math.isfinite(value):
+                raise CoordinateError(f"coordinate {axis}={value:g} is not a point on the screenshot"
+                                      + self.valid_range())
+        rx, ry = self.to_resized(x, y)
+        for value, resized, size, axis in ((x, rx, self.resized_width, "x"),
+                                           (y, ry, self.resized_height, "y")):
+            if resized < -EDGE_TOLERANCE or resized > size + EDGE_TOLERANCE:
+                raise CoordinateError(f"coordinate {axis}={value:g} is outside the screenshot"
+                                      + self.valid_range())
+        local_x = _clamp(round(rx * self.monitor.width / self.resized_width), self.monitor.width)
+        local_y = _clamp(round(ry * self.monitor.height / self.resized_height), self.monitor.height)
         return self.monitor.to_absolute(local_x, local_y)
+
+    def valid_range(self) -> str:
+        """What a model point must be in this frame, said the way the model is told."""
+        scale = COORDINATE_SCALES[self.coordinates]
+        if scale is None:
+            return (f", which is {self.resized_width}x{self.resized_height} pixels; "
+                    f"use 0 <= x < {self.resized_width} and 0 <= y < {self.resized_height}")
+        top = f"{scale:g}"
+        return f" (coordinates relative to it: use 0 <= x <= {top} and 0 <= y <= {top})"
 
     def to_image(self, x: float, y: float) -> tuple[float, float]:
         """A model-space point in the screenshot's own pixels, unrounded and unclamped.
@@ -170,15 +219,22 @@ class Frame(BaseModel):
         For scoring against annotated boxes, where rounding to a pixel could move a point
         across a box edge; acting uses :meth:`to_screen`.
         """
-        return x * self.monitor.width / self.resized_width, y * self.monitor.height / self.resized_height
+        rx, ry = self.to_resized(x, y)
+        return rx * self.monitor.width / self.resized_width, ry * self.monitor.height / self.resized_height
 
-    def to_model(self, screen_x: float, screen_y: float) -> tuple[int, int]:
-        """Map an absolute screen pixel to the model-space pixel that shows it."""
+    def to_model(self, screen_x: float, screen_y: float) -> tuple[float, float]:
+        """Map an absolute screen pixel to the model-space point that shows it (whole
+        resized pixels, or whole 0-1000 grid steps; fractions for ``rel1``)."""
         local_x, local_y = self.monitor.to_local(screen_x, screen_y)
-        return (
-            _clamp(round(local_x * self.resized_width / self.monitor.width), self.resized_width),
-            _clamp(round(local_y * self.resized_height / self.monitor.height), self.resized_height),
-        )
+        x = _clamp(round(local_x * self.resized_width / self.monitor.width), self.resized_width)
+        y = _clamp(round(local_y * self.resized_height / self.monitor.height), self.resized_height)
+        scale = COORDINATE_SCALES[self.coordinates]
+        if scale is None:
+            return x, y
+        fx, fy = x / self.resized_width, y / self.resized_height
+        if scale == 1.0:
+            return fx, fy
+        return round(fx * scale), round(fy * scale)
 
 
 def _clamp(value: int, size: int) -> int:
