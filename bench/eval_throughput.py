@@ -29,7 +29,6 @@ from qvl_agent.evaluation.runner import EvalConfig, run_eval  # noqa: E402
 from qvl_agent.models.base import Response  # noqa: E402
 
 MAX_PIXELS = 1280 * 28 * 28
-QUERY_PREFIX = "The user query:  "
 
 
 class AnswersByInstruction:
@@ -42,7 +41,7 @@ class AnswersByInstruction:
         self.answers = {f"target {i}": json.loads(lines[i])["response"] for i in range(count)}
 
     def respond(self, prompt, image) -> Response:
-        query = prompt.messages[-1].text.split(QUERY_PREFIX, 1)[1].split("\n", 1)[0]
+        query = prompt.messages[-1].text  # the computer_use prompt's user turn is the bare query
         return Response(text=self.answers[query])
 
 

@@ -5,6 +5,10 @@ Qwen-Agent v0.0.15 rendered (the tool JSON carries ``name_for_human`` and ``args
 and states the *resized* screenshot size). The user turn holds the goal, the text history
 of earlier steps and one screenshot. :meth:`Prompt.chat_text` renders the Qwen2.5-VL chat
 template itself, so every backend sends byte-identical text.
+
+These are the ``qwen2.5-vl`` family's prompts; other families (``qvl_agent/families``)
+build theirs from the same pieces and their own templates. A template file may open with
+``#|`` lines that cite its source; they are not part of the template.
 """
 
 from __future__ import annotations
@@ -17,23 +21,43 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from qvl_agent.actions import TOOL_NAMES, Space
 from qvl_agent.geometry import Frame
 
 VISION_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+# A template's source citation: leading lines that start with this are dropped on load.
+HEADER_MARK = "#|"
 
 
 class Message(BaseModel):
     role: Literal["system", "user", "assistant"]
     text: str
-    # Whether the screenshot follows the text in this message (one image per prompt).
+    # Whether a screenshot follows the text in this message. The last such message gets the
+    # current screenshot; earlier ones (families trained on screenshot history) get
+    # ``Prompt.earlier_images`` in order.
     image: bool = False
 
 
 class Prompt(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     messages: list[Message]
+    # The screenshots (already resized) of the image messages before the last one.
+    earlier_images: list[Any] = Field(default_factory=list, exclude=True, repr=False)
+
+    def image_count(self) -> int:
+        return sum(message.image for message in self.messages)
+
+    def images(self, current: Any) -> list[Any]:
+        """Every screenshot of this prompt in placeholder order, ``current`` last."""
+        if len(self.earlier_images) != self.image_count() - 1:
+            raise ValueError(
+                f"the prompt has {self.image_count()} image messages but "
+                f"{len(self.earlier_images)} earlier screenshots"
+            )
+        return [*self.earlier_images, current]
 
     def chat_text(self, add_generation_prompt: bool = True) -> str:
         """The Qwen2.5-VL chat template applied to these messages."""
@@ -52,12 +76,17 @@ class Prompt(BaseModel):
     def with_retry(self, bad_answer: str, error: str, space: Space) -> Prompt:
         """This prompt plus the unusable answer and a user turn that says what was wrong."""
         feedback = fill(template("retry.txt"), tool=TOOL_NAMES[space], error=error)
+        return self.with_feedback(bad_answer, feedback)
+
+    def with_feedback(self, bad_answer: str, feedback: str) -> Prompt:
+        """This prompt plus the unusable answer and a user turn saying what to change."""
         return Prompt(
             messages=[
                 *self.messages,
                 Message(role="assistant", text=bad_answer),
                 Message(role="user", text=feedback),
-            ]
+            ],
+            earlier_images=self.earlier_images,
         )
 
 
@@ -77,7 +106,11 @@ def _prompts_dir() -> Path:
 
 @cache
 def template(name: str) -> str:
-    return (_prompts_dir() / name).read_text(encoding="utf-8")
+    """The template file ``name`` (a path under prompts/), without its ``#|`` source lines."""
+    text = (_prompts_dir() / name).read_text(encoding="utf-8")
+    while text.startswith(HEADER_MARK):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+    return text
 
 
 def fill(text: str, **values: str) -> str:
@@ -93,8 +126,17 @@ def tool_definition(space: Space, width: int, height: int) -> dict[str, Any]:
     return function
 
 
-def system_text(space: Space, frame: Frame) -> str:
+# Qwen-Agent v0.0.16 (commit 8102896) stopped rendering these two fields of a tool; models
+# whose prompts were made with a later release (GUI-Owl) saw the tool without them.
+PRE_0_0_16_FIELDS = ("name_for_human", "args_format")
+
+
+def system_text(space: Space, frame: Frame, qwen_agent_0_0_15: bool = True) -> str:
+    """The system turn NousFnCallPrompt renders for the one tool of ``space``; as
+    Qwen-Agent v0.0.15 renders it (the Qwen cookbooks), or a later release."""
     function = tool_definition(space, frame.resized_width, frame.resized_height)
+    if not qwen_agent_0_0_15:
+        function = {k: v for k, v in function.items() if k not in PRE_0_0_16_FIELDS}
     tool_line = json.dumps({"type": "function", "function": function}, ensure_ascii=False)
     return fill(template("system.txt"), tool_descs=tool_line)
 
@@ -106,9 +148,15 @@ def user_text(goal: str, history: list[str]) -> str:
 
 
 def build_prompt(goal: str, space: Space, frame: Frame, history: list[str] | None = None) -> Prompt:
+    """The Qwen cookbooks' prompt. The mobile user turn is ``mobile_agent.ipynb``'s ("The user
+    query: ... Task progress ..."). The computer one is ``computer_use.ipynb``'s bare query
+    when there is no history; with history (the cookbook has none) it takes the mobile
+    wording, the only text-history format the Qwen team published for these tools."""
+    history = history or []
+    text = goal if space == "computer" and not history else user_text(goal, history)
     return Prompt(
         messages=[
             Message(role="system", text=system_text(space, frame)),
-            Message(role="user", text=user_text(goal, history or []), image=True),
+            Message(role="user", text=text, image=True),
         ]
     )

@@ -164,7 +164,7 @@ def test_workers_keep_input_order_and_every_answer(tmp_path):
         name = "by-instruction"
 
         def respond(self, prompt, image):
-            goal = prompt.messages[-1].text.split("The user query:  ")[1].split("\n")[0]
+            goal = prompt.messages[-1].text  # the computer_use cookbook's bare query
             return Response(text=answers[goal])
 
     config = EvalConfig(format="screenspot", annotations=str(data["annotations"]), images=str(data["images"]),
@@ -363,8 +363,7 @@ def test_eval_keeps_n_requests_in_flight_against_an_endpoint(tmp_path):
             in_flight[0] += 1
             peak[0] = max(peak[0], in_flight[0])
         try:
-            text = json.dumps(request.json()["messages"])
-            query = text.split("The user query:  ")[1].split("\\n")[0]
+            query = request.json()["messages"][-1]["content"][0]["text"]  # the bare query
             __import__("time").sleep(0.3)  # a model that takes a while, so requests overlap
             return completion(answers[query])
         finally:
