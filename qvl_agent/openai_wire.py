@@ -54,8 +54,10 @@ def image_from_data_url(url: str) -> Image.Image:
         raise WireError(f"the image data URL does not hold a readable image: {error}") from None
 
 
-def chat_messages(prompt: Prompt, image_url: str) -> list[dict[str, Any]]:
-    """``prompt`` as chat-completions messages, the screenshot where the prompt puts it."""
+def chat_messages(prompt: Prompt, image_url: str | list[str]) -> list[dict[str, Any]]:
+    """``prompt`` as chat-completions messages, the screenshot where the prompt puts it
+    (``image_url`` a list: one URL per image message, in order, as for a screenshot history)."""
+    urls = iter([image_url] if isinstance(image_url, str) else image_url)
     messages: list[dict[str, Any]] = []
     for message in prompt.messages:
         if not message.image:
@@ -64,7 +66,7 @@ def chat_messages(prompt: Prompt, image_url: str) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = (
             [{"type": "text", "text": message.text}] if message.text else []
         )
-        parts.append({"type": "image_url", "image_url": {"url": image_url}})
+        parts.append({"type": "image_url", "image_url": {"url": next(urls)}})
         messages.append({"role": message.role, "content": parts})
     return messages
 

@@ -181,15 +181,18 @@ class LocalModel:
         }
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
-        return self.respond_chat(prompt.chat_text(), image)
+        return self.respond_chat(prompt.chat_text(), prompt.images(image))
 
-    def respond_chat(self, chat_text: str, image: Image.Image, max_new_tokens: int | None = None) -> Response:
-        """Answer a chat already rendered with the Qwen2.5-VL template (one image
-        placeholder): what ``qvl-agent serve`` gets from a chat-completions request."""
+    def respond_chat(self, chat_text: str, image: Image.Image | list[Image.Image],
+                     max_new_tokens: int | None = None) -> Response:
+        """Answer a chat already rendered with the Qwen2.5-VL template (one image placeholder
+        per screenshot, ``image`` the screenshot or the list of them in order): what
+        ``qvl-agent serve`` gets from a chat-completions request."""
         with self._lock:
             return self._respond(chat_text, image, max_new_tokens or self.max_new_tokens)
 
-    def _respond(self, chat_text: str, image: Image.Image, max_new_tokens: int) -> Response:
+    def _respond(self, chat_text: str, image: Image.Image | list[Image.Image],
+                 max_new_tokens: int) -> Response:
         torch = self._torch
         started = time.perf_counter()
         inputs = self.encode_chat(chat_text, image)
@@ -273,25 +276,32 @@ class LocalModel:
         return output[0, prompt_tokens:].tolist(), timings
 
     def encode(self, prompt: Prompt, image: Image.Image) -> dict[str, Any]:
-        """Token ids with the image pads expanded, plus the image's patches, on the device."""
-        return self.encode_chat(prompt.chat_text(), image)
+        """Token ids with the image pads expanded, plus the images' patches, on the device."""
+        return self.encode_chat(prompt.chat_text(), prompt.images(image))
 
-    def encode_chat(self, text: str, image: Image.Image) -> dict[str, Any]:
+    def encode_chat(self, text: str, image: Image.Image | list[Image.Image]) -> dict[str, Any]:
         """:meth:`encode` for a chat already rendered to text."""
-        width, height = image.size
-        if width % self.factor or height % self.factor:
+        images = list(image) if isinstance(image, (list, tuple)) else [image]
+        for each in images:
+            width, height = each.size
+            if width % self.factor or height % self.factor:
+                raise ModelError(
+                    f"the screenshot is {width}x{height}, but both sides must be multiples of "
+                    f"{self.factor}: resize it to its Frame's resized size (geometry.smart_resize) "
+                    "before calling respond()"
+                )
+        if text.count(VISION_PLACEHOLDER) != len(images):
             raise ModelError(
-                f"the screenshot is {width}x{height}, but both sides must be multiples of "
-                f"{self.factor}: resize it to its Frame's resized size (geometry.smart_resize) "
-                "before calling respond()"
+                f"the prompt must hold exactly one image placeholder per screenshot; it holds "
+                f"{text.count(VISION_PLACEHOLDER)} for {len(images)}"
             )
-        if text.count(VISION_PLACEHOLDER) != 1:
-            raise ModelError(
-                f"the prompt must hold exactly one image placeholder, it holds "
-                f"{text.count(VISION_PLACEHOLDER)}"
-            )
-        pixel_values, grid = self._pixels(image)
-        pads = int(grid.prod()) // self.merge_size**2
+        if len(images) == 1:
+            pixel_values, grid = self._pixels(images[0])
+        else:  # earlier screenshots of a history: no shared buffer (it holds one image)
+            parts = [self._pixels(each, reuse_buffer=False) for each in images]
+            pixel_values = self._torch.cat([values for values, _ in parts])
+            grid = self._torch.cat([rows for _, rows in parts])
+        pads = [int(rows.prod()) // self.merge_size**2 for rows in grid]
         input_ids = self._token_ids(text, pads)
         return {
             "input_ids": input_ids.to(self.device),
@@ -304,19 +314,22 @@ class LocalModel:
             "image_grid_thw": grid,
         }
 
-    def _token_ids(self, text: str, pads: int) -> Any:
-        """The ids of ``text`` with its one image pad repeated ``pads`` times (one per merged
-        2x2 patch, as Qwen2_5_VLProcessor expands it). ``<|image_pad|>`` is an added token,
-        so expanding the ids equals tokenizing the expanded text, without thousands of pads
-        going through the tokenizer."""
+    def _token_ids(self, text: str, pads: int | list[int]) -> Any:
+        """The ids of ``text`` with each image pad repeated ``pads[i]`` times (one per merged
+        2x2 patch of image i, as Qwen2_5_VLProcessor expands it). ``<|image_pad|>`` is an
+        added token, so expanding the ids equals tokenizing the expanded text, without
+        thousands of pads going through the tokenizer."""
         torch = self._torch
+        pads = [pads] if isinstance(pads, int) else pads
         ids = torch.cat([self._system_ids(text), self._ids(text[self._system_end(text):])])
         (where,) = (ids == self.image_pad_id).nonzero(as_tuple=True)
-        if len(where) != 1:
-            raise ModelError(f"the prompt tokenized to {len(where)} image pads, expected 1")
-        at = int(where[0])
-        repeated = torch.full((pads,), self.image_pad_id, dtype=ids.dtype)
-        return torch.cat([ids[:at], repeated, ids[at + 1 :]]).unsqueeze(0)
+        if len(where) != len(pads):
+            raise ModelError(f"the prompt tokenized to {len(where)} image pads, expected {len(pads)}")
+        pieces, start = [], 0
+        for at, count in zip(where.tolist(), pads):
+            pieces += [ids[start:at], torch.full((count,), self.image_pad_id, dtype=ids.dtype)]
+            start = at + 1
+        return torch.cat([*pieces, ids[start:]]).unsqueeze(0)
 
     def _ids(self, text: str) -> Any:
         return self.tokenizer(text, return_tensors="pt")["input_ids"][0]
@@ -335,14 +348,14 @@ class LocalModel:
             self._system_cache = (system, self._ids(system))
         return self._system_cache[1]
 
-    def _pixels(self, image: Image.Image) -> tuple[Any, Any]:
+    def _pixels(self, image: Image.Image, reuse_buffer: bool = True) -> tuple[Any, Any]:
         """The vision encoder's input for an image already at the model's size."""
         if self.fast_preprocess:
             processor = self.image_processor
             # Always in inference mode: the buffer is refilled in place, and one made under a
             # caller's inference mode could not be written outside it.
             with self._torch.inference_mode():
-                self._pixel_buffer, grid = patchify(
+                pixels, grid = patchify(
                     image,
                     mean=list(processor.image_mean),
                     std=list(processor.image_std),
@@ -351,9 +364,11 @@ class LocalModel:
                     temporal_patch_size=int(processor.temporal_patch_size),
                     device=self.device,
                     dtype=self.dtype,
-                    out=self._pixel_buffer,
+                    out=self._pixel_buffer if reuse_buffer else None,
                 )
-            return self._pixel_buffer, grid
+            if reuse_buffer:
+                self._pixel_buffer = pixels
+            return pixels, grid
         # do_resize=False: the image already has the size the model's coordinates refer to.
         vision = self.image_processor(
             images=[image.convert("RGB")], do_resize=False, return_tensors="pt"

@@ -109,7 +109,7 @@ class EndpointModel:
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
         started = time.perf_counter()
         width, height = image.size
-        messages = chat_messages(prompt, png_data_url(image))
+        messages = chat_messages(prompt, [png_data_url(each) for each in prompt.images(image)])
         content = self._body(messages, pixels=width * height)
         encoded_at = time.perf_counter()
         response, waited = self._send(messages, width * height, content)
