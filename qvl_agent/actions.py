@@ -100,6 +100,15 @@ class LeftClickDrag(_Action):
     coordinate: Point
 
 
+class Drag(_Action):
+    """Press at ``coordinate`` and release at ``coordinate2`` (UI-TARS's drag, GUI-Owl's
+    desktop drag; the Qwen2.5-VL schema's own drag is :class:`LeftClickDrag`)."""
+
+    action: Literal["drag"] = "drag"
+    coordinate: Point
+    coordinate2: Point
+
+
 class Scroll(_Action):
     """Wheel scroll; positive ``pixels`` scroll up (the schema's convention)."""
 
@@ -143,7 +152,7 @@ class Open(_Action):
 Action = Annotated[
     Union[
         Key, TypeText, Wait, Terminate, Answer,
-        MouseMove, LeftClick, RightClick, MiddleClick, DoubleClick, LeftClickDrag, Scroll,
+        MouseMove, LeftClick, RightClick, MiddleClick, DoubleClick, LeftClickDrag, Drag, Scroll,
         Click, LongPress, Swipe, SystemButton, Open,
     ],
     Field(discriminator="action"),

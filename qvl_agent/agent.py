@@ -8,20 +8,22 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qvl_agent.actions import Answer, Terminate, is_final, tool_call_json
+from qvl_agent.actions import Answer, Terminate, is_final
 from qvl_agent.devices.base import CaptureError, Device, DeviceError
-from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, model_view
+from qvl_agent.families import DEFAULT_FAMILY, Turn, get_family
+from qvl_agent.geometry import Frame, model_view
 from qvl_agent.guard import Budget, Confirm, Guard
 from qvl_agent.imaging import resizer_name
 from qvl_agent.models.base import Model, ModelError
-from qvl_agent.parsing import ActionParseError, Parsed, parse
-from qvl_agent.prompts import Prompt, build_prompt
+from qvl_agent.parsing import ActionParseError, Parsed
+from qvl_agent.prompts import Prompt
 from qvl_agent.trajectory import Attempt, Outcome, RunMeta, RunWriter, Step, software_versions
 
 Status = Literal[
@@ -33,8 +35,14 @@ Status = Literal[
 class AgentConfig(BaseModel):
     max_steps: int = 30
     max_seconds: float | None = None
-    min_pixels: int = DEFAULT_MIN_PIXELS
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    # The model family (qvl_agent.families): its prompt, frame, history and parser.
+    family: str = DEFAULT_FAMILY
+    # Screenshot bounds; None: the family's own (recorded resolved in meta.json).
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    # Screenshots one prompt may hold, the current one included; None: as the family was
+    # trained (UI-TARS-1.5: 5). 1 keeps only the current one (a server taking one image).
+    history_images: int | None = None
     # Extra answers allowed per step after an unparsable one (each sees the error).
     max_parse_retries: int = 2
     dry_run: bool = False
@@ -79,7 +87,14 @@ class Agent:
     ) -> None:
         self.model = model
         self.device = device
-        self.config = config or AgentConfig()
+        config = config or AgentConfig()
+        self.family = get_family(config.family)
+        self.family.check_space(device.space)  # FamilyError before anything is recorded
+        self.config = config.model_copy(update={
+            "min_pixels": config.min_pixels or self.family.min_pixels,
+            "max_pixels": config.max_pixels or self.family.max_pixels,
+            "history_images": config.history_images or self.family.history_images,
+        })
         self.guard = Guard(dry_run=self.config.dry_run, confirm=confirm)
         self.on_step = on_step
 
@@ -107,14 +122,14 @@ class Agent:
 
     def _loop(self, goal: str, writer: RunWriter) -> RunResult:
         budget = Budget(self.config.max_steps, self.config.max_seconds)
-        history: list[str] = []
+        history: list[Turn] = []
         try:
             while (reason := budget.exhausted(self._steps_done)) is None:
                 self._steps_done += 1
                 step = self._step(goal, self._steps_done, history, writer)
                 action = step.action
                 if action is not None:
-                    history.append(tool_call_json(action, self.device.space))
+                    self._remember(history, step)
                 if isinstance(action, Terminate):
                     status: Status = "success" if action.status == "success" else "failure"
                     return RunResult(status=status, reason=f"the model reported {action.status}",
@@ -126,9 +141,19 @@ class Agent:
         except _Stop as stop:
             return RunResult(status=stop.status, reason=stop.reason, steps=self._steps_done)
 
+    def _remember(self, history: list[Turn], step: Step) -> None:
+        """Add the step to the history the family's prompt is built from; screenshots are
+        kept only as long as the family's history shows them."""
+        keep = self.config.history_images - 1
+        history.append(Turn(action=step.action, response=step.response, summary=step.summary,
+                            image=self._view if keep > 0 else None))
+        for index in range(max(0, len(history) - keep)):
+            if history[index].image is not None:
+                history[index] = replace(history[index], image=None)
+
     # -- one step ------------------------------------------------------------------------
 
-    def _step(self, goal: str, index: int, history: list[str], writer: RunWriter) -> Step:
+    def _step(self, goal: str, index: int, history: list[Turn], writer: RunWriter) -> Step:
         timings: dict[str, float] = {}
         started_at = time.time()
         clock = time.perf_counter()
@@ -140,13 +165,15 @@ class Agent:
         timings["capture"] = _ms_since(clock)
 
         mark = time.perf_counter()
-        frame = Frame.fit(observation.monitor, self.config.min_pixels, self.config.max_pixels)
-        image = model_view(observation.image, frame)
+        frame = self.family.frame(observation.monitor, self.config.min_pixels,
+                                  self.config.max_pixels)
+        image = self._view = model_view(observation.image, frame)
         timings["resize"] = _ms_since(mark)
         screenshot = writer.save_screenshot(index, observation.image)
 
         mark = time.perf_counter()
-        prompt = build_prompt(goal, self.device.space, frame, history)
+        prompt = self.family.prompt(goal, self.device.space, frame, history,
+                                    self.config.history_images)
         timings["prompt"] = _ms_since(mark)
 
         step = Step(index=index, started_at=started_at, screenshot=screenshot, frame=frame,
@@ -161,6 +188,7 @@ class Agent:
                     f"{step.attempts[-1].error}",
                 )
             step.action, step.notes, step.thought = parsed.action, parsed.notes, parsed.thought
+            step.summary = parsed.summary
             self._act(step)
         finally:
             step.timings["total"] = _ms_since(clock)
@@ -189,11 +217,12 @@ class Agent:
                 step.timings[f"model.{stage}"] = step.timings.get(f"model.{stage}", 0.0) + value
             mark = time.perf_counter()
             try:
-                parsed = parse(response.text, frame, self.device.space)
+                parsed = self.family.parse(response.text, frame, self.device.space)
             except ActionParseError as error:
                 attempt.error = str(error)
                 step.error = str(error)
-                prompt = prompt.with_retry(response.text, str(error), self.device.space)
+                prompt = prompt.with_feedback(
+                    response.text, self.family.feedback(str(error), self.device.space))
                 continue
             finally:
                 step.timings["parse"] = step.timings.get("parse", 0.0) + _ms_since(mark)

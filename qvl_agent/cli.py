@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from qvl_agent.actions import Point, describe
-from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, Monitor
+from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Monitor
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parse.add_argument("--screen", required=True, help="screen size WxH, e.g. 1920x1080")
     parse.add_argument("--space", choices=("computer", "mobile"), default="computer")
+    parse.add_argument("--family", default=None,
+                       help="the model family whose answer it is (default qwen2.5-vl); see "
+                       "README 'Model families'")
     pixel_options(parse)
     parse.set_defaults(handler=_parse)
 
@@ -180,6 +183,23 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode", choices=("dynamic", "static", "compiled"), default="dynamic",
                         help="KV cache and decode pass: dynamic (default), static, or compiled "
                         "(static + torch.compile; CUDA graphs on a GPU)")
+    parser.add_argument("--family", default=None,
+                        help="the model family: its prompt, coordinate frame and answer format "
+                        "(qwen2.5-vl, ui-tars-1.5, gui-owl, ...; default: chosen from the "
+                        "checkpoint's config and name, see README 'Model families')")
+
+
+def family_from_args(args: argparse.Namespace):
+    """The family --family names, or the one chosen from --model; prints a one-line notice."""
+    from qvl_agent.families import FamilyError
+    from qvl_agent.families.detect import choose_family
+
+    try:
+        choice = choose_family(args.model, args.family, getattr(args, "endpoint", None))
+    except FamilyError as error:
+        raise CliError(str(error)) from None
+    print(choice.notice, file=sys.stderr)
+    return choice.family
 
 
 def model_from_args(args: argparse.Namespace):
@@ -217,11 +237,14 @@ def api_key_from_env(variable: str | None) -> str | None:
 
 def pixel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-        help=f"largest screenshot area the model sees (default {DEFAULT_MAX_PIXELS}, the "
-        "checkpoint's; 1003520 = 1280*28*28 is ~2x faster with coarser clicks)",
+        "--max-pixels", type=int, default=None,
+        help=f"largest screenshot area the model sees (default: the model family's; "
+        f"qwen2.5-vl {DEFAULT_MAX_PIXELS}, the checkpoint's; 1003520 = 1280*28*28 is ~2x "
+        "faster with coarser clicks)",
     )
-    parser.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
+    parser.add_argument("--min-pixels", type=int, default=None,
+                        help=f"smallest screenshot area (default: the model family's; "
+                        f"qwen2.5-vl {DEFAULT_MIN_PIXELS})")
 
 
 # -- run --------------------------------------------------------------------------------
@@ -229,11 +252,14 @@ def pixel_options(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from qvl_agent.agent import Agent, AgentConfig
+    from qvl_agent.families import FamilyError
 
     confirm = confirm_from_args(args)
+    family = family_from_args(args)
     config = AgentConfig(
         max_steps=args.max_steps,
         max_seconds=args.max_seconds,
+        family=family.name,
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
         dry_run=args.dry_run,
@@ -241,7 +267,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     device = device_from_args(args)
     try:
+        family.check_space(device.space)
         model = model_from_args(args)
+    except FamilyError as error:
+        device.close()
+        raise CliError(str(error)) from None
     except CliError:
         device.close()
         raise
@@ -266,13 +296,20 @@ def print_step(step) -> None:
     tag = {"dry_run": " [dry run]", "declined": " [declined]"}.get(step.outcome, "")
     error = f"  error: {step.error}" if step.error and step.outcome != "executed" else ""
     retries = f", {len(step.attempts)} answers" if len(step.attempts) > 1 else ""
+    thought = f"  thought: {one_line(step.thought)}" if step.thought else ""
     print(
         f"step {step.index:>3}  {what}{tag}  "
         f"[model {step.timings.get('model', 0):.0f} ms, step {step.timings.get('total', 0):.0f} ms"
-        f"{retries}]{error}",
+        f"{retries}]{error}{thought}",
         file=sys.stderr,
         flush=True,
     )
+
+
+def one_line(text: str, limit: int = 160) -> str:
+    """``text`` on one line, cut to ``limit`` characters (a step line stays a line)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _ask_which(serials: list[str]) -> str:
@@ -335,9 +372,11 @@ def _run_batch(args: argparse.Namespace) -> int:
     seed = None
     if args.shuffle:
         seed = args.seed if args.seed is not None else random.randrange(2**31)
+    family = family_from_args(args)
     config = AgentConfig(
-        max_steps=args.max_steps, max_seconds=args.max_seconds, min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels, dry_run=args.dry_run, settle_seconds=args.settle,
+        max_steps=args.max_steps, max_seconds=args.max_seconds, family=family.name,
+        min_pixels=args.min_pixels, max_pixels=args.max_pixels, dry_run=args.dry_run,
+        settle_seconds=args.settle,
     )
     model = model_from_args(args)
     root = args.record or default_batch_dir()
@@ -393,13 +432,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
-    from qvl_agent.parsing import ActionParseError, parse
+    from qvl_agent.families import FamilyError, get_family
+    from qvl_agent.parsing import ActionParseError
 
     width, height = _screen_size(args.screen)
-    frame = Frame.fit(Monitor(width=width, height=height), args.min_pixels, args.max_pixels)
+    try:
+        family = get_family(args.family)
+        family.check_space(args.space)
+    except FamilyError as error:
+        raise CliError(str(error)) from None
+    frame = family.frame(Monitor(width=width, height=height), args.min_pixels, args.max_pixels)
     text = sys.stdin.read()
     try:
-        parsed = parse(text, frame, args.space)
+        parsed = family.parse(text, frame, args.space)
     except ActionParseError as error:
         raise CliError(f"unusable answer: {error}") from None
     out: dict[str, object] = {"action": parsed.action.action}
@@ -413,6 +458,14 @@ def _parse(args: argparse.Namespace) -> int:
             out[name] = value
     out["screen"] = [width, height]
     out["resized"] = [frame.resized_width, frame.resized_height]
+    if args.family is not None:
+        out["family"] = family.name
+    if family.coordinates != "pixels":
+        out["coordinates"] = family.coordinates
+    if parsed.thought:
+        out["thought"] = parsed.thought
+    if parsed.summary:
+        out["summary"] = parsed.summary
     if parsed.notes:
         out["notes"] = parsed.notes
     print(json.dumps(out, ensure_ascii=False))

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from qvl_agent.cli import (
-    CliError, confirm_from_args, device_from_args, device_options, model_from_args, model_options,
-    pixel_options,
+    CliError, confirm_from_args, device_from_args, device_options, family_from_args,
+    model_from_args, model_options, pixel_options,
 )
 
 
@@ -40,7 +40,9 @@ def register(commands) -> None:
     ground = commands.add_parser("ground", help="ask where one described element is on an image")
     ground.add_argument("image", type=Path)
     ground.add_argument("description", help='e.g. "the Submit button"')
-    ground.add_argument("--space", choices=("computer", "mobile"), default="computer")
+    ground.add_argument("--space", choices=("computer", "mobile"), default=None,
+                        help="ask with the family's agent prompt for this action space instead "
+                        "of its grounding prompt (qwen2.5-vl's is the computer one)")
     ground.add_argument("--save", type=Path, default=None, help="write the image with the point drawn")
     model_options(ground)
     pixel_options(ground)
@@ -70,11 +72,13 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
+    family = family_from_args(args)
     model = model_from_args(args)
     # model.name says which endpoint served a model name, e.g. endpoint:NAME@URL.
     config = EvalConfig(format=args.format, annotations=str(args.annotations),
                         images=str(args.images) if args.images else None, model=model.name,
-                        min_pixels=args.min_pixels, max_pixels=args.max_pixels, scorer=args.scorer,
+                        family=family.name, min_pixels=args.min_pixels or family.min_pixels,
+                        max_pixels=args.max_pixels or family.max_pixels, scorer=args.scorer,
                         level=args.level, scroll=args.scroll, limit=args.limit)
     try:
         metrics = run_eval(config, model, args.out, workers=args.workers)
@@ -113,19 +117,26 @@ def summary_line(metrics: dict) -> str:
 
 def _ground(args: argparse.Namespace) -> int:
     from qvl_agent.evaluation.predict import ImageError, load_image, predict
+    from qvl_agent.families import FamilyError
     from qvl_agent.models import ModelError
 
     try:
         image = load_image(args.image)
     except ImageError as error:
         raise CliError(str(error)) from None
+    family = family_from_args(args)
     model = model_from_args(args)
     try:
-        prediction = predict(model, image, args.description, args.space, args.min_pixels, args.max_pixels)
+        prediction = predict(model, image, args.description, args.space or "computer",
+                             args.min_pixels, args.max_pixels, family=family,
+                             grounding=args.space is None)
     except ModelError as error:
         raise CliError(f"the model failed: {error}") from None
+    except (FamilyError, ImageError) as error:
+        raise CliError(str(error)) from None
     out = {"image": str(args.image), "size": list(prediction.image_size),
-           "resized": list(prediction.resized_size), "response": prediction.response}
+           "resized": list(prediction.resized_size), "family": family.name,
+           "response": prediction.response}
     if prediction.point is None:
         reason = prediction.error or f"the answer ({prediction.action.action}) has no point"
         print(json.dumps({**out, "error": reason}, ensure_ascii=False))

@@ -40,6 +40,9 @@ class Parsed:
     box: tuple[float, float, float, float] | None = None
     # The model's reasoning that came with the action, when its answer format carries one.
     thought: str | None = None
+    # The model's own one-line account of the action, when its format has one (GUI-Owl's
+    # <conclusion>); families trained that way read it back as history.
+    summary: str | None = None
 
 
 def parse(text: str, frame: Frame, space: Space) -> Parsed:

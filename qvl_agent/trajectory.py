@@ -62,6 +62,9 @@ class Step(BaseModel):
     # The model's reasoning before its action, when its answer format carries one (a UI-TARS
     # "Thought:", GUI-Owl's <thinking>, prose before a Qwen tool call).
     thought: str | None = None
+    # The model's own summary of its action, when its format has one (GUI-Owl's
+    # <conclusion>); such families read it back as the step's history.
+    summary: str | None = None
     notes: list[str] = Field(default_factory=list)
     outcome: StepOutcome
     error: str | None = None

@@ -26,8 +26,8 @@ from typing import Any
 from PIL import Image
 
 from qvl_agent.actions import (
-    Action, DoubleClick, Key, LeftClick, LeftClickDrag, MiddleClick, MouseMove, Point, RightClick,
-    Scroll, TypeText,
+    Action, DoubleClick, Drag, Key, LeftClick, LeftClickDrag, MiddleClick, MouseMove, Point,
+    RightClick, Scroll, TypeText,
 )
 from qvl_agent.devices.base import CaptureError, DeviceError, Observation, perform_device_independent
 from qvl_agent.devices.x11_typing import X11Typer
@@ -114,6 +114,10 @@ class DesktopDevice:
                 gui.moveTo(*self._target(action.coordinate))
             elif isinstance(action, LeftClickDrag):
                 gui.dragTo(*self._target(action.coordinate), duration=DRAG_SECONDS, button="left")
+            elif isinstance(action, Drag):
+                start, end = self._target(action.coordinate), self._target(action.coordinate2)
+                gui.moveTo(*start)
+                gui.dragTo(*end, duration=DRAG_SECONDS, button="left")
             elif isinstance(action, Scroll):
                 where = self._target(action.coordinate) if action.coordinate else (None, None)
                 notches = max(1, round(abs(action.pixels) / PIXELS_PER_NOTCH))

@@ -1,7 +1,8 @@
 """Ask a model about one saved screenshot, exactly as the agent would ask about a live one.
 
-The same prompt, resize and parser as ``qvl-agent run``: an eval number therefore says how
-the agent itself would do.
+The same prompt, resize and parser as ``qvl-agent run`` (those of the model's family): an
+eval number therefore says how the agent itself would do. Grounding questions take the
+family's grounding prompt (for qwen2.5-vl, the computer_use prompt: the same as before).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from pathlib import Path
 from PIL import Image
 from pydantic import BaseModel
 
-from qvl_agent.actions import ACTION_ADAPTER, Action, Space, tool_call_json
+from qvl_agent.actions import ACTION_ADAPTER, Action, Space
 from qvl_agent.evaluation.samples import Target
+from qvl_agent.families import Family, Turn, get_family
 from qvl_agent.geometry import Frame, Monitor, model_view
 from qvl_agent.imaging import ImageReadError, open_image
 from qvl_agent.models.base import Model
-from qvl_agent.parsing import ActionParseError, parse
-from qvl_agent.prompts import build_prompt
+from qvl_agent.parsing import ActionParseError
 
 
 class ImageError(ValueError):
@@ -70,14 +71,22 @@ def _load_image_at(path: Path, stamp: int) -> Image.Image:
 
 
 def predict(model: Model, image: Image.Image, goal: str, space: Space,
-            min_pixels: int, max_pixels: int, history: list[Target] | None = None) -> Prediction:
+            min_pixels: int | None, max_pixels: int | None, history: list[Target] | None = None,
+            family: Family | str | None = None, grounding: bool = False) -> Prediction:
+    """One answer of ``model`` about ``image``: an agent step towards ``goal`` after the
+    ground-truth ``history``, or with ``grounding`` where ``goal`` (a description) is."""
+    family = get_family(family)
     width, height = image.size
     try:
-        frame = Frame.fit(Monitor(width=width, height=height), min_pixels, max_pixels)
+        frame = family.frame(Monitor(width=width, height=height), min_pixels, max_pixels)
     except ValueError as error:  # e.g. an aspect ratio beyond 200:1
         raise ImageError(f"a {width}x{height} image cannot be shown to the model: {error}") from None
-    calls = [tool_call_json(target_action(t, frame), space) for t in history or []]
-    prompt = build_prompt(goal, space, frame, calls)
+    if grounding:
+        prompt = family.grounding().prompt(goal, frame)
+    else:
+        family.check_space(space)
+        turns = [Turn(action=target_action(t, frame)) for t in history or []]
+        prompt = family.prompt(goal, space, frame, turns, 1)
     resized = model_view(image, frame)
     started = time.perf_counter()
     response = model.respond(prompt, resized)
@@ -86,17 +95,23 @@ def predict(model: Model, image: Image.Image, goal: str, space: Space,
         prompt_tokens=response.prompt_tokens, generated_tokens=response.generated_tokens,
         model_ms=round((time.perf_counter() - started) * 1000, 3))
     try:
-        parsed = parse(response.text, frame, space)
+        if grounding:
+            located = family.grounding().parse(response.text, frame)
+            action, point, box = located.action, located.point, located.box
+        else:
+            parsed = family.parse(response.text, frame, space)
+            points = parsed.action.points()
+            action, box = parsed.action, parsed.box
+            point = points[0].model if points else None
     except ActionParseError as error:
         prediction.error = str(error)
         return prediction
-    prediction.action = parsed.action
-    points = parsed.action.points()
-    if points:
-        prediction.point = frame.to_image(*points[0].model)
-    if parsed.box is not None:
-        x1, y1 = frame.to_image(*parsed.box[:2])
-        x2, y2 = frame.to_image(*parsed.box[2:])
+    prediction.action = action
+    if point is not None:
+        prediction.point = frame.to_image(*point)
+    if box is not None:
+        x1, y1 = frame.to_image(*box[:2])
+        x2, y2 = frame.to_image(*box[2:])
         prediction.box = (x1, y1, x2, y2)
     return prediction
 

@@ -23,6 +23,7 @@ from qvl_agent.evaluation.predict import ImageError, Prediction, load_image_cach
 from qvl_agent.evaluation.progress import Progress
 from qvl_agent.evaluation.samples import GroundingSample, Skipped, StepSample
 from qvl_agent.evaluation.scorers import STEP_SCORERS, point_in_box
+from qvl_agent.families import DEFAULT_FAMILY, FamilyError, get_family
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from qvl_agent.models.base import Model
 from qvl_agent.trajectory import write_atomically
@@ -44,6 +45,8 @@ class EvalConfig(BaseModel):
     annotations: str
     images: str | None = None
     model: str
+    # The model family whose prompt, frame and parser the eval uses (qvl_agent.families).
+    family: str = DEFAULT_FAMILY
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
     scorer: str = "aitw"  # step formats only
@@ -87,6 +90,7 @@ def run_eval(config: EvalConfig, model: Model, out: Path, workers: int = 1,
     samples, skipped = load_dataset(config)
     if config.limit is not None:
         samples = samples[: config.limit]
+    _check_family(config, samples)
     out.mkdir(parents=True, exist_ok=True)
     done = _resume(config, out)
     score = _score_grounding if config.format in GROUNDING_FORMATS else _score_step
@@ -109,6 +113,17 @@ def run_eval(config: EvalConfig, model: Model, out: Path, workers: int = 1,
     metrics = _metrics(config, records, skipped)
     write_atomically(out / METRICS_FILE, json.dumps(metrics, indent=2, ensure_ascii=False))
     return metrics
+
+
+def _check_family(config: EvalConfig, samples: list) -> None:
+    """The family must have an agent prompt for every step sample's action space."""
+    try:
+        family = get_family(config.family)
+        if config.format not in GROUNDING_FORMATS:
+            for space in sorted({getattr(s, "space", "computer") for s in samples}):
+                family.check_space(space)
+    except FamilyError as error:
+        raise EvalError(str(error)) from None
 
 
 def _run_all(evaluate, todo: list, workers: int) -> None:
@@ -137,7 +152,8 @@ def _evaluate(sample, config: EvalConfig, model: Model, score) -> dict[str, Any]
     try:
         image = load_image_cached(sample.image)
         prediction = predict(model, image, goal, space, config.min_pixels, config.max_pixels,
-                             getattr(sample, "history", None))
+                             getattr(sample, "history", None), family=config.family,
+                             grounding=config.format in GROUNDING_FORMATS)
     except ImageError as error:
         return {"image": str(sample.image), "skipped": str(error)}
     return {"image": str(sample.image), **score(sample, prediction, config),
