@@ -65,7 +65,8 @@ START_KEYS = ("start_box", "point", "start_point", "box", "")
 END_KEYS = ("end_box", "end_point")
 _ACTION_LABEL = re.compile(r"(?:^|\n)[ \t]*Action[ \t]*:[ \t]*")
 _THOUGHT_LABEL = re.compile(r"^\s*Thought\s*:\s*")
-_BOX_POINT = re.compile(r"(start_box|end_box)='\((\d+),\s*(\d+)\)'")
+# As OSWorld's add_box_token rewrites them: '(x,y)' written without a space only.
+_BOX_POINT = re.compile(r"(start_box|end_box)='\((\d+),(\d+)\)'")
 _TAGS = re.compile(r"<\|box_start\|>|<\|box_end\|>|</?point>|</?bbox>")
 SOURCE = ("bytedance/UI-TARS@582f3a7 codes/ui_tars/prompt.py + action_parser.py; history as "
           "xlang-ai/OSWorld mm_agents/uitars15_v1.py and bytedance/UI-TARS-desktop")
