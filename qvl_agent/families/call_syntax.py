@@ -101,8 +101,8 @@ def _read_string(text: str, start: int, call: Call) -> tuple[str, int]:
 
 
 def _read_bare(text: str, position: int) -> tuple[str, int]:
-    """An unquoted value such as ``(10,20)`` or ``[1, 2, 3, 4]``: up to the next argument or
-    the call's closing parenthesis, brackets balanced."""
+    """An unquoted value such as ``(10,20)`` or ``[1, 2, 3, 4]``: up to the next comma or the
+    call's closing parenthesis outside brackets."""
     depth = 0
     start = position
     while position < len(text):
@@ -113,7 +113,7 @@ def _read_bare(text: str, position: int) -> tuple[str, int]:
             if depth == 0:
                 break
             depth -= 1
-        elif char == "," and depth == 0 and _KEY.match(text, position + 1):
+        elif char == "," and depth == 0:
             break
         elif char == "\n" and depth == 0:
             break
