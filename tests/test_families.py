@@ -180,3 +180,81 @@ def test_run_refuses_a_family_without_a_prompt_for_the_device(tmp_path):
                  "scripted:none.jsonl", "--family", "gui-owl", "--record", str(tmp_path / "run"))
     assert result.returncode == 2 and "gui-owl has no trained prompt for the computer" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+# -- eval: the family's prompt and frame, recorded ------------------------------------------------
+
+
+def test_eval_in_the_ui_tars_family_scores_its_answers_and_records_it(tmp_path):
+    from environments.synthetic_screenspot import write_synthetic_screenspot
+
+    data = write_synthetic_screenspot(tmp_path, 12, hit_share=0.5)
+    assert 0 < data["hits"] < 12  # hits and misses both
+    # The same points, in UI-TARS's grammar (its frame equals Qwen's at this budget).
+    answers = []
+    for line in data["script"].read_text().splitlines():
+        call = json.loads(json.loads(line)["response"].split("<tool_call>\n")[1].split("\n</tool_call>")[0])
+        x, y = call["arguments"]["coordinate"]
+        answers.append(f"Thought: There it is.\nAction: click(start_box='({x},{y})')")
+    script = write_script(tmp_path / "ui_tars.jsonl", answers)
+    result = qvl("eval", "--format", "screenspot", "--annotations", str(data["annotations"]),
+                 "--images", str(data["images"]), "--model", f"scripted:{script}",
+                 "--family", "ui-tars-1.5", "--max-pixels", str(1280 * 28 * 28),
+                 "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(data["hits"] / 12, abs=1e-6)
+    assert metrics["wrong_format"] == 0
+    assert metrics["config"]["family"] == "ui-tars-1.5"
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["family"] == "ui-tars-1.5"
+    # The questions went out in UI-TARS's grounding prompt.
+    assert "model family: ui-tars-1.5" in result.stderr
+
+
+def test_a_grounding_family_answering_0_1000_boxes_plugs_in_and_is_scored_right(tmp_path):
+    """How a grounding-only family (e.g. UI-Venus-Ground: a [0,1000] box) plugs in: a prompt
+    and a parser returning a box in its frame; geometry maps it back."""
+    from environments.synthetic_screenspot import write_synthetic_screenspot
+    from qvl_agent.evaluation.runner import EvalConfig, run_eval
+    from qvl_agent.families import FAMILIES, Grounding, Located, register
+    from qvl_agent.families.base import Family
+    from qvl_agent.models.scripted import ScriptedModel
+    from qvl_agent.parsing import NUMBER
+    from qvl_agent.prompts import Message, Prompt
+
+    def prompt(description, frame):
+        return Prompt(messages=[Message(role="user", text=description, image=True)])
+
+    def parse(text, frame):
+        x1, y1, x2, y2 = (float(n) for n in NUMBER.findall(text)[:4])
+        return Located(point=((x1 + x2) / 2, (y1 + y2) / 2), box=(x1, y1, x2, y2))
+
+    data = write_synthetic_screenspot(tmp_path, 9, hit_share=2 / 3)
+    assert 0 < data["hits"] < 9
+    records = json.loads(data["annotations"].read_text())
+    sizes = {"desktop": (1920, 1080), "mobile": (1080, 2400), "web": (1280, 720)}
+    answers = []
+    for record, line in zip(records, data["script"].read_text().splitlines()):
+        width, height = sizes[record["img_filename"].split("_")[0]]
+        x, y, w, h = record["bbox"]
+        hit = json.loads(line)["response"]  # a hit or a miss, as the qwen script says
+        qwen = Frame.fit(Monitor(width=width, height=height), max_pixels=1280 * 28 * 28)
+        px, py = qwen.to_image(*json.loads(hit.split("<tool_call>\n")[1].split("\n</tool_call>")[0])
+                               ["arguments"]["coordinate"])
+        # A box 40 screen pixels wide around that point, on the 0-1000 grid.
+        box = [round((px - 20) * 1000 / width), round((py - 10) * 1000 / height),
+               round((px + 20) * 1000 / width), round((py + 10) * 1000 / height)]
+        answers.append(json.dumps(box))
+    family = register(Family(name="test-ground-1000", title="test", source="test",
+                             coordinates="rel1000", factor=28, min_pixels=3136,
+                             max_pixels=1280 * 28 * 28, history="none",
+                             ground=Grounding(prompt=prompt, parse=parse, source="test")))
+    try:
+        config = EvalConfig(format="screenspot", annotations=str(data["annotations"]),
+                            images=str(data["images"]), model="scripted", family=family.name,
+                            max_pixels=1280 * 28 * 28)
+        metrics = run_eval(config, ScriptedModel(answers), tmp_path / "out")
+    finally:
+        del FAMILIES[family.name]
+    assert metrics["accuracy"] == pytest.approx(data["hits"] / 9, abs=1e-6)
+    assert metrics["config"]["family"] == "test-ground-1000"
