@@ -77,8 +77,10 @@ def test_a_family_refuses_a_space_it_was_not_trained_for():
      "from the name 'mPLUG/GUI-Owl-32B'"),
     ("models--ByteDance-Seed--UI-TARS-1.5-7B/snapshots/683d002dd99d", QWEN25, "ui-tars-1.5",
      "from the name 'ByteDance-Seed/UI-TARS-1.5-7B'"),
-    ("Qwen2.5-VL-7B-Instruct", QWEN25, "qwen2.5-vl", "a Qwen2_5_VLForConditionalGeneration checkpoint"),
-    ("my-sft", {}, "qwen2.5-vl", "'my-sft' is no known fine-tune: falling back to qwen2.5-vl"),
+    ("Qwen2.5-VL-7B-Instruct", QWEN25, "qwen2.5-vl", "from the name 'Qwen2.5-VL-7B-Instruct'"),
+    ("my-sft", QWEN25, "qwen2.5-vl",
+     "'my-sft' is a Qwen2_5_VLForConditionalGeneration of no known fine-tune: using qwen2.5-vl"),
+    ("my-vlm", {}, "qwen2.5-vl", "'my-vlm' is no known fine-tune: falling back to qwen2.5-vl"),
 ])
 def test_the_family_comes_from_the_checkpoint(tmp_path, name, config, family, why):
     choice = choose_family(str(checkpoint_dir(tmp_path, name, config)))

@@ -109,3 +109,27 @@ def test_the_history_prompt_holds_three_screenshots_and_the_model_sees_them(fami
     other = prompt.model_copy(update={"earlier_images": [screenshot(get_family("ui-tars-1.5").frame(
         DESKTOP, max_pixels=SMALL), 99)] * 2})
     assert family_model.respond(other, image).text != family_model.respond(prompt, image).text
+
+
+def test_the_family_is_chosen_from_the_checkpoint_directory_with_a_notice(tiny_checkpoint, tmp_path):
+    """`ground` on the tiny checkpoint under UI-TARS's name: the notice, UI-TARS's frame (its
+    pixel bounds), the family in the output (the fallback for unknown names is checked
+    without loading a model in test_families)."""
+    import subprocess
+    import sys
+
+    image = tmp_path / "shot.png"
+    Image.new("RGB", (200, 150), "white").save(image)
+    for name, family, notice in [
+        ("UI-TARS-1.5-7B", "ui-tars-1.5", "model family: ui-tars-1.5 (from the name 'UI-TARS-1.5-7B'"),
+    ]:
+        (tmp_path / name).symlink_to(tiny_checkpoint, target_is_directory=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "qvl_agent", "ground", str(image), "the OK button",
+             "--model", str(tmp_path / name), "--max-new-tokens", "8"],
+            capture_output=True, text=True, timeout=300)
+        assert notice in result.stderr, result.stderr
+        out = json.loads(result.stdout)
+        assert out["family"] == family
+        # UI-TARS's MIN_PIXELS (100*28*28) makes this small screenshot larger than Qwen's frame.
+        assert out["resized"] == [336, 252]  # Qwen's frame would be 196x140

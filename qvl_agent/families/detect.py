@@ -54,14 +54,16 @@ def choose_family(model: str, requested: str | None = None, endpoint: str | None
                 continue  # e.g. a GUI-Owl-1.5 name on a Qwen3-VL checkpoint
             return Choice(family, f"from the name {_last_parts(matched)!r}; --family overrides")
     architectures = [str(a) for a in config.get("architectures") or []]
+    shown = _last_parts(spec)
     for family in FAMILIES.values():
         if any(a in family.architectures for a in architectures) and \
                 (not model_type or model_type in family.model_types):
             if family.name != DEFAULT_FAMILY:
                 return Choice(family, f"from the architecture {architectures[0]}; "
                                       "--family overrides")
-            return Choice(family, f"a {architectures[0]} checkpoint; --family overrides")
-    shown = _last_parts(spec)
+            return Choice(family, f"{shown!r} is a {architectures[0]} of no known fine-tune: "
+                                  f"using {DEFAULT_FAMILY}; pass --family if it was trained on "
+                                  "another format")
     return Choice(get_family(DEFAULT_FAMILY),
                   f"{shown!r} is no known fine-tune: falling back to {DEFAULT_FAMILY}; pass "
                   "--family if it was trained on another format")

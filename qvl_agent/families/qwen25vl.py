@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qvl_agent.actions import Space, tool_call_json
+from qvl_agent.actions import TOOL_NAMES, Space, tool_call_json
 from qvl_agent.families.base import Family, Grounding, Located, Turn
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FACTOR, Frame
 from qvl_agent.parsing import Parsed, parse
 from qvl_agent.prompts import Prompt, build_prompt, fill, template
-from qvl_agent.actions import TOOL_NAMES
 
 # Where a call starts when the answer has prose before it: the tag, a code fence, or the
 # bare JSON object.
@@ -78,5 +77,6 @@ FAMILY = Family(
     feedback=feedback,
     ground=Grounding(prompt=ground_prompt, parse=ground_answer,
                      source="the computer_use prompt (QwenLM/Qwen2.5-VL#763)"),
+    names=(r"qwen2\.?5[-_ ]?vl",),
     architectures=("Qwen2_5_VLForConditionalGeneration",),
 )
