@@ -5,7 +5,8 @@ dark mode" through the real loop (screenshots, prompt, parser, coordinate mappin
 recording) and checks the app's state afterwards.
 
     --model oracle         (default) answers a perfect model would give, read off the app
-    --model PATH|HUB_ID    a real Qwen2.5-VL checkpoint drives it
+    --model PATH|HUB_ID    a real Qwen2.5-VL checkpoint drives it (its family chosen from its
+                           name and config, or given with --family, e.g. ui-tars-1.5)
     --tiny                 a tiny random-weight Qwen2.5-VL through the local transformers
                            backend: the model path end to end (its answers are garbage, so
                            the run stops after its parse retries, having done nothing)
@@ -32,11 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="oracle")
     parser.add_argument("--tiny", action="store_true", help="use a tiny random-weight checkpoint")
     parser.add_argument("--screen", default="1920x1080")
+    parser.add_argument("--family", default=None,
+                        help="model family of --model (default: chosen from the checkpoint)")
     parser.add_argument("--max-pixels", type=int, default=1280 * 28 * 28)
     parser.add_argument("--record", default=None, help="run directory (default runs/<time>-<goal>)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.screen.split("x"))
     task = DESKTOP_TASKS[args.task]
+    family = _family(args)
 
     with tempfile.TemporaryDirectory() as scratch, VirtualDisplay(width, height) as display:
         os.environ["DISPLAY"] = display.name
@@ -48,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"virtual desktop {display.name} {width}x{height}; model {model.name}", file=sys.stderr)
             print(f"goal: {task.goal}", file=sys.stderr)
             try:
-                agent = Agent(model, device, AgentConfig(max_steps=8, max_pixels=args.max_pixels,
-                                                         settle_seconds=0.3), on_step=print_step)
+                config = AgentConfig(max_steps=8, family=family, max_pixels=args.max_pixels,
+                                     settle_seconds=0.3)
+                agent = Agent(model, device, config, on_step=print_step)
                 result = agent.run(task.goal, record=args.record)
             finally:
                 device.close()
@@ -61,6 +66,18 @@ def main(argv: list[str] | None = None) -> int:
           f"clicks={state['clicks']} -> task {'DONE' if done else 'NOT DONE'}", file=sys.stderr)
     expected = not args.tiny  # the tiny random model is expected to fail, cleanly
     return 0 if done == expected else 1
+
+
+def _family(args: argparse.Namespace) -> str:
+    """The oracle and the tiny model answer Qwen2.5-VL tool calls; a real checkpoint's family
+    is chosen as `qvl-agent run` chooses it."""
+    if args.model == "oracle" or args.tiny:
+        return "qwen2.5-vl"
+    from qvl_agent.families.detect import choose_family
+
+    choice = choose_family(args.model, args.family)
+    print(choice.notice, file=sys.stderr)
+    return choice.family.name
 
 
 def _model(args: argparse.Namespace, task, app: SandboxProcess, scratch: Path):

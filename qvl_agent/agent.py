@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from qvl_agent.actions import Answer, Terminate, is_final
 from qvl_agent.devices.base import CaptureError, Device, DeviceError
@@ -42,7 +42,7 @@ class AgentConfig(BaseModel):
     max_pixels: int | None = None
     # Screenshots one prompt may hold, the current one included; None: as the family was
     # trained (UI-TARS-1.5: 5). 1 keeps only the current one (a server taking one image).
-    history_images: int | None = None
+    history_images: int | None = Field(default=None, ge=1)
     # Extra answers allowed per step after an unparsable one (each sees the error).
     max_parse_retries: int = 2
     dry_run: bool = False

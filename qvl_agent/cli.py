@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", type=int, default=30)
     run.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
     pixel_options(run)
+    history_option(run)
     run.add_argument("--record", default=None,
                      help="run directory to write (default runs/<time>-<goal>)")
     run.set_defaults(handler=_run)
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--max-seconds", type=float, default=None,
                        help="wall-clock budget per episode")
     pixel_options(batch)
+    history_option(batch)
     batch.add_argument("--settle", type=float, default=0.5,
                        help="seconds to wait after each action before the next screenshot")
     batch.add_argument("--dry-run", action="store_true",
@@ -235,6 +237,23 @@ def api_key_from_env(variable: str | None) -> str | None:
     return key
 
 
+def history_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--history-images", type=_at_least_one, default=None, metavar="N",
+                        help="screenshots one prompt may hold, the current one included "
+                        "(default: as the model family was trained, e.g. 5 for ui-tars-1.5); "
+                        "1 for a server that takes one image per request")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
 def pixel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-pixels", type=int, default=None,
@@ -262,6 +281,7 @@ def _run(args: argparse.Namespace) -> int:
         family=family.name,
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
+        history_images=args.history_images,
         dry_run=args.dry_run,
         settle_seconds=args.settle,
     )
@@ -375,8 +395,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     family = family_from_args(args)
     config = AgentConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, family=family.name,
-        min_pixels=args.min_pixels, max_pixels=args.max_pixels, dry_run=args.dry_run,
-        settle_seconds=args.settle,
+        min_pixels=args.min_pixels, max_pixels=args.max_pixels,
+        history_images=args.history_images, dry_run=args.dry_run, settle_seconds=args.settle,
     )
     model = model_from_args(args)
     root = args.record or default_batch_dir()
