@@ -192,8 +192,8 @@ class Frame(BaseModel):
         """
         for value, axis in ((x, "x"), (y, "y")):
             if not math.isfinite(value):
-                raise CoordinateError(f"coordinate {axis}={value:g} is not a point on the screenshot"
-                                      + self.valid_range())
+                raise CoordinateError(f"coordinate {axis}={value:g} is not a point on the "
+                                      f"screenshot{self.valid_range()}")
         rx, ry = self.to_resized(x, y)
         for value, resized, size, axis in ((x, rx, self.resized_width, "x"),
                                            (y, ry, self.resized_height, "y")):
@@ -220,7 +220,8 @@ class Frame(BaseModel):
         across a box edge; acting uses :meth:`to_screen`.
         """
         rx, ry = self.to_resized(x, y)
-        return rx * self.monitor.width / self.resized_width, ry * self.monitor.height / self.resized_height
+        return (rx * self.monitor.width / self.resized_width,
+                ry * self.monitor.height / self.resized_height)
 
     def to_model(self, screen_x: float, screen_y: float) -> tuple[float, float]:
         """Map an absolute screen pixel to the model-space point that shows it (whole

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the published prompts are copied verbatim, long lines and all)
 """Faithful transcriptions of the published prompt code, for differential tests.
 
 Copied from the sources (data verbatim; assembly logic re-typed line by line), not from

@@ -29,8 +29,13 @@ def checkpoint_dir(root: Path, name: str, config: dict) -> Path:
 
 
 def qvl(*args, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qvl_agent", *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "qvl_agent", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 # -- the registry -------------------------------------------------------------------------------
@@ -46,11 +51,16 @@ def test_every_family_is_complete_data():
 
 
 def test_ui_tars_and_gui_owl_have_their_own_pixel_bounds():
-    assert (get_family("ui-tars-1.5").min_pixels, get_family("ui-tars-1.5").max_pixels) == \
-        (100 * 28 * 28, 16384 * 28 * 28)
+    assert (get_family("ui-tars-1.5").min_pixels, get_family("ui-tars-1.5").max_pixels) == (
+        100 * 28 * 28,
+        16384 * 28 * 28,
+    )
     assert (get_family("gui-owl").min_pixels, get_family("gui-owl").max_pixels) == (3136, 10035200)
     # UI-TARS-1.5 answers in 1932x1092 for a 1920x1080 screen, not in 1920x1080.
-    assert get_family("ui-tars-1.5").frame(Monitor(width=1920, height=1080)).resized_size == (1932, 1092)
+    assert get_family("ui-tars-1.5").frame(Monitor(width=1920, height=1080)).resized_size == (
+        1932,
+        1092,
+    )
     # A small window: UI-TARS's larger minimum makes it larger than Qwen's frame.
     small = Monitor(width=200, height=150)
     assert get_family("ui-tars-1.5").frame(small).resized_size == (336, 252)
@@ -70,18 +80,34 @@ def test_a_family_refuses_a_space_it_was_not_trained_for():
 # -- automatic choice ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "config", "family", "why"), [
-    ("UI-TARS-1.5-7B", QWEN25, "ui-tars-1.5", "from the name 'UI-TARS-1.5-7B'"),
-    ("GUI-Owl-7B", QWEN25, "gui-owl", "from the name 'GUI-Owl-7B'"),
-    ("checkpoint-1200", {**QWEN25, "_name_or_path": "mPLUG/GUI-Owl-32B"}, "gui-owl",
-     "from the name 'mPLUG/GUI-Owl-32B'"),
-    ("models--ByteDance-Seed--UI-TARS-1.5-7B/snapshots/683d002dd99d", QWEN25, "ui-tars-1.5",
-     "from the name 'ByteDance-Seed/UI-TARS-1.5-7B'"),
-    ("Qwen2.5-VL-7B-Instruct", QWEN25, "qwen2.5-vl", "from the name 'Qwen2.5-VL-7B-Instruct'"),
-    ("my-sft", QWEN25, "qwen2.5-vl",
-     "'my-sft' is a Qwen2_5_VLForConditionalGeneration of no known fine-tune: using qwen2.5-vl"),
-    ("my-vlm", {}, "qwen2.5-vl", "'my-vlm' is no known fine-tune: falling back to qwen2.5-vl"),
-])
+@pytest.mark.parametrize(
+    ("name", "config", "family", "why"),
+    [
+        ("UI-TARS-1.5-7B", QWEN25, "ui-tars-1.5", "from the name 'UI-TARS-1.5-7B'"),
+        ("GUI-Owl-7B", QWEN25, "gui-owl", "from the name 'GUI-Owl-7B'"),
+        (
+            "checkpoint-1200",
+            {**QWEN25, "_name_or_path": "mPLUG/GUI-Owl-32B"},
+            "gui-owl",
+            "from the name 'mPLUG/GUI-Owl-32B'",
+        ),
+        (
+            "models--ByteDance-Seed--UI-TARS-1.5-7B/snapshots/683d002dd99d",
+            QWEN25,
+            "ui-tars-1.5",
+            "from the name 'ByteDance-Seed/UI-TARS-1.5-7B'",
+        ),
+        ("Qwen2.5-VL-7B-Instruct", QWEN25, "qwen2.5-vl", "from the name 'Qwen2.5-VL-7B-Instruct'"),
+        (
+            "my-sft",
+            QWEN25,
+            "qwen2.5-vl",
+            "'my-sft' is a Qwen2_5_VLForConditionalGeneration of no known fine-tune: "
+            "using qwen2.5-vl",
+        ),
+        ("my-vlm", {}, "qwen2.5-vl", "'my-vlm' is no known fine-tune: falling back to qwen2.5-vl"),
+    ],
+)
 def test_the_family_comes_from_the_checkpoint(tmp_path, name, config, family, why):
     choice = choose_family(str(checkpoint_dir(tmp_path, name, config)))
     assert choice.family.name == family
@@ -128,8 +154,10 @@ def test_a_rel1000_point_maps_through_the_frame():
 
 
 def test_parse_explains_a_ui_tars_answer():
-    answer = ("Thought: The OK button is in the middle of the dialog.\n"
-              "Action: click(start_box='<|box_start|>(966,546)<|box_end|>')")
+    answer = (
+        "Thought: The OK button is in the middle of the dialog.\n"
+        "Action: click(start_box='<|box_start|>(966,546)<|box_end|>')"
+    )
     result = qvl("parse", "--family", "ui-tars-1.5", "--screen", "1920x1080", stdin=answer)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
@@ -140,11 +168,14 @@ def test_parse_explains_a_ui_tars_answer():
 
 
 def test_parse_explains_a_gui_owl_answer_and_refuses_what_it_cannot():
-    answer = ('<thinking>\nOpen Settings.\n</thinking>\n<tool_call>\n{"name": "mobile_use", '
-              '"arguments": {"action": "click", "coordinate": [546, 1204]}}\n</tool_call>\n'
-              '<conclusion>\nOpened Settings\n</conclusion>')
-    result = qvl("parse", "--family", "gui-owl", "--space", "mobile", "--screen", "1080x2400",
-                 stdin=answer)
+    answer = (
+        '<thinking>\nOpen Settings.\n</thinking>\n<tool_call>\n{"name": "mobile_use", '
+        '"arguments": {"action": "click", "coordinate": [546, 1204]}}\n</tool_call>\n'
+        "<conclusion>\nOpened Settings\n</conclusion>"
+    )
+    result = qvl(
+        "parse", "--family", "gui-owl", "--space", "mobile", "--screen", "1080x2400", stdin=answer
+    )
     out = json.loads(result.stdout)
     assert out["screen_coordinate"] == [540, 1200] and out["summary"] == "Opened Settings"
     refused = qvl("parse", "--family", "gui-owl", "--screen", "1920x1080", stdin=answer)
@@ -157,13 +188,27 @@ def test_parse_explains_a_gui_owl_answer_and_refuses_what_it_cannot():
 
 def test_run_records_the_family_prints_the_notice_and_the_thoughts(tmp_path):
     Image.new("RGB", (1920, 1080), "white").save(tmp_path / "shot.png")
-    script = write_script(tmp_path / "script.jsonl", [
-        "Thought: The centre of the screen.\nAction: click(start_box='(966,546)')",
-        "Thought: Nothing else to do.\nAction: finished()",
-    ])
-    result = qvl("run", "Click the centre", "--device", f"image:{tmp_path / 'shot.png'}",
-                 "--model", f"scripted:{script}", "--family", "ui-tars-1.5", "--settle", "0",
-                 "--record", str(tmp_path / "run"))
+    script = write_script(
+        tmp_path / "script.jsonl",
+        [
+            "Thought: The centre of the screen.\nAction: click(start_box='(966,546)')",
+            "Thought: Nothing else to do.\nAction: finished()",
+        ],
+    )
+    result = qvl(
+        "run",
+        "Click the centre",
+        "--device",
+        f"image:{tmp_path / 'shot.png'}",
+        "--model",
+        f"scripted:{script}",
+        "--family",
+        "ui-tars-1.5",
+        "--settle",
+        "0",
+        "--record",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 0, result.stderr
     assert "model family: ui-tars-1.5 (chosen with --family)" in result.stderr
     assert "left_click at (960, 540)" in result.stderr
@@ -178,9 +223,21 @@ def test_run_records_the_family_prints_the_notice_and_the_thoughts(tmp_path):
 
 def test_run_refuses_a_family_without_a_prompt_for_the_device(tmp_path):
     Image.new("RGB", (1920, 1080), "white").save(tmp_path / "shot.png")
-    result = qvl("run", "x", "--device", f"image:{tmp_path / 'shot.png'}", "--model",
-                 "scripted:none.jsonl", "--family", "gui-owl", "--record", str(tmp_path / "run"))
-    assert result.returncode == 2 and "gui-owl has no trained prompt for the computer" in result.stderr
+    result = qvl(
+        "run",
+        "x",
+        "--device",
+        f"image:{tmp_path / 'shot.png'}",
+        "--model",
+        "scripted:none.jsonl",
+        "--family",
+        "gui-owl",
+        "--record",
+        str(tmp_path / "run"),
+    )
+    assert (
+        result.returncode == 2 and "gui-owl has no trained prompt for the computer" in result.stderr
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -195,14 +252,29 @@ def test_eval_in_the_ui_tars_family_scores_its_answers_and_records_it(tmp_path):
     # The same points, in UI-TARS's grammar (its frame equals Qwen's at this budget).
     answers = []
     for line in data["script"].read_text().splitlines():
-        call = json.loads(json.loads(line)["response"].split("<tool_call>\n")[1].split("\n</tool_call>")[0])
+        call = json.loads(
+            json.loads(line)["response"].split("<tool_call>\n")[1].split("\n</tool_call>")[0]
+        )
         x, y = call["arguments"]["coordinate"]
         answers.append(f"Thought: There it is.\nAction: click(start_box='({x},{y})')")
     script = write_script(tmp_path / "ui_tars.jsonl", answers)
-    result = qvl("eval", "--format", "screenspot", "--annotations", str(data["annotations"]),
-                 "--images", str(data["images"]), "--model", f"scripted:{script}",
-                 "--family", "ui-tars-1.5", "--max-pixels", str(1280 * 28 * 28),
-                 "--out", str(tmp_path / "out"))
+    result = qvl(
+        "eval",
+        "--format",
+        "screenspot",
+        "--annotations",
+        str(data["annotations"]),
+        "--images",
+        str(data["images"]),
+        "--model",
+        f"scripted:{script}",
+        "--family",
+        "ui-tars-1.5",
+        "--max-pixels",
+        str(1280 * 28 * 28),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["accuracy"] == pytest.approx(data["hits"] / 12, abs=1e-6)
@@ -241,20 +313,41 @@ def test_a_grounding_family_answering_0_1000_boxes_plugs_in_and_is_scored_right(
         x, y, w, h = record["bbox"]
         hit = json.loads(line)["response"]  # a hit or a miss, as the qwen script says
         qwen = Frame.fit(Monitor(width=width, height=height), max_pixels=1280 * 28 * 28)
-        px, py = qwen.to_image(*json.loads(hit.split("<tool_call>\n")[1].split("\n</tool_call>")[0])
-                               ["arguments"]["coordinate"])
+        px, py = qwen.to_image(
+            *json.loads(hit.split("<tool_call>\n")[1].split("\n</tool_call>")[0])["arguments"][
+                "coordinate"
+            ]
+        )
         # A box 40 screen pixels wide around that point, on the 0-1000 grid.
-        box = [round((px - 20) * 1000 / width), round((py - 10) * 1000 / height),
-               round((px + 20) * 1000 / width), round((py + 10) * 1000 / height)]
+        box = [
+            round((px - 20) * 1000 / width),
+            round((py - 10) * 1000 / height),
+            round((px + 20) * 1000 / width),
+            round((py + 10) * 1000 / height),
+        ]
         answers.append(json.dumps(box))
-    family = register(Family(name="test-ground-1000", title="test", source="test",
-                             coordinates="rel1000", factor=28, min_pixels=3136,
-                             max_pixels=1280 * 28 * 28, history="none",
-                             ground=Grounding(prompt=prompt, parse=parse, source="test")))
+    family = register(
+        Family(
+            name="test-ground-1000",
+            title="test",
+            source="test",
+            coordinates="rel1000",
+            factor=28,
+            min_pixels=3136,
+            max_pixels=1280 * 28 * 28,
+            history="none",
+            ground=Grounding(prompt=prompt, parse=parse, source="test"),
+        )
+    )
     try:
-        config = EvalConfig(format="screenspot", annotations=str(data["annotations"]),
-                            images=str(data["images"]), model="scripted", family=family.name,
-                            max_pixels=1280 * 28 * 28)
+        config = EvalConfig(
+            format="screenspot",
+            annotations=str(data["annotations"]),
+            images=str(data["images"]),
+            model="scripted",
+            family=family.name,
+            max_pixels=1280 * 28 * 28,
+        )
         metrics = run_eval(config, ScriptedModel(answers), tmp_path / "out")
     finally:
         del FAMILIES[family.name]

@@ -34,7 +34,9 @@ UI_TARS_ANSWERS = [
     "Thought: Save it.\nAction: hotkey(key='ctrl s')",
 ]
 GUI_OWL_CONCLUSIONS = ['Opened the "Settings" app', "Tapped the Network &\ninternet entry"]
-OPEN_FILE_MANAGER = '{"name": "mobile_use", "arguments": {"action": "open", "text": "File Manager"}}'
+OPEN_FILE_MANAGER = (
+    '{"name": "mobile_use", "arguments": {"action": "open", "text": "File Manager"}}'
+)
 GOAL = "Open the settings dialog and enable dark mode"
 PHONE_GOAL = "Turn on airplane mode"
 
@@ -45,13 +47,17 @@ def _frame(family: str, monitor: Monitor, max_pixels: int | None = None):
 
 def _ui_tars_turns(count: int) -> list[Turn]:
     click = LeftClick(coordinate=Point(model=(1, 2), screen=(1, 2)))
-    return [Turn(action=click, response=answer, image=f"screenshot {i}")
-            for i, answer in enumerate(UI_TARS_ANSWERS[:count])]
+    return [
+        Turn(action=click, response=answer, image=f"screenshot {i}")
+        for i, answer in enumerate(UI_TARS_ANSWERS[:count])
+    ]
 
 
 def _ours(family: str, space: str, monitor: Monitor, goal: str, turns=(), max_pixels=None):
     frame = _frame(family, monitor, max_pixels)
-    return get_family(family).prompt(goal, space, frame, list(turns), get_family(family).history_images)
+    return get_family(family).prompt(
+        goal, space, frame, list(turns), get_family(family).history_images
+    )
 
 
 def _ui_tars_reference(template_text, goal, answers, monitor=DESKTOP):
@@ -62,40 +68,92 @@ def _ui_tars_reference(template_text, goal, answers, monitor=DESKTOP):
 CASES = {
     "computer_use_1920x1080_max1003520.txt": (
         lambda: ref.render_chat(ref.qwen_computer_use_messages(GOAL, 1316, 728)),
-        lambda: _ours("qwen2.5-vl", "computer", DESKTOP, GOAL, max_pixels=README_MAX).chat_text()),
+        lambda: _ours("qwen2.5-vl", "computer", DESKTOP, GOAL, max_pixels=README_MAX).chat_text(),
+    ),
     "mobile_use_1080x2400.txt": (
-        lambda: ref.render_chat(ref.qwen_mobile_use_messages(
-            "Open the file manager app and view the au_uu_SzH3yR2.mp3 file in MUSIC Folder",
-            [OPEN_FILE_MANAGER], 1092, 2408)),
-        lambda: get_family("qwen2.5-vl").prompt(
-            "Open the file manager app and view the au_uu_SzH3yR2.mp3 file in MUSIC Folder",
-            "mobile", _frame("qwen2.5-vl", PHONE),
-            [Turn(action=__import__("qvl_agent.actions", fromlist=["Open"]).Open(text="File Manager"))],
-            1).chat_text()),
+        lambda: ref.render_chat(
+            ref.qwen_mobile_use_messages(
+                "Open the file manager app and view the au_uu_SzH3yR2.mp3 file in MUSIC Folder",
+                [OPEN_FILE_MANAGER],
+                1092,
+                2408,
+            )
+        ),
+        lambda: (
+            get_family("qwen2.5-vl")
+            .prompt(
+                "Open the file manager app and view the au_uu_SzH3yR2.mp3 file in MUSIC Folder",
+                "mobile",
+                _frame("qwen2.5-vl", PHONE),
+                [
+                    Turn(
+                        action=__import__("qvl_agent.actions", fromlist=["Open"]).Open(
+                            text="File Manager"
+                        )
+                    )
+                ],
+                1,
+            )
+            .chat_text()
+        ),
+    ),
     "ui_tars_computer_1920x1080.txt": (
         lambda: _ui_tars_reference(ref.COMPUTER_USE_DOUBAO, GOAL, []),
-        lambda: _ours("ui-tars-1.5", "computer", DESKTOP, GOAL).chat_text()),
+        lambda: _ours("ui-tars-1.5", "computer", DESKTOP, GOAL).chat_text(),
+    ),
     "ui_tars_computer_1920x1080_6_steps.txt": (
         lambda: _ui_tars_reference(ref.COMPUTER_USE_DOUBAO, GOAL, UI_TARS_ANSWERS),
-        lambda: _ours("ui-tars-1.5", "computer", DESKTOP, GOAL, _ui_tars_turns(6)).chat_text()),
+        lambda: _ours("ui-tars-1.5", "computer", DESKTOP, GOAL, _ui_tars_turns(6)).chat_text(),
+    ),
     "ui_tars_mobile_1080x2400_1_step.txt": (
         lambda: _ui_tars_reference(ref.MOBILE_USE_DOUBAO, PHONE_GOAL, UI_TARS_ANSWERS[:1]),
-        lambda: _ours("ui-tars-1.5", "mobile", PHONE, PHONE_GOAL, _ui_tars_turns(1)).chat_text()),
+        lambda: _ours("ui-tars-1.5", "mobile", PHONE, PHONE_GOAL, _ui_tars_turns(1)).chat_text(),
+    ),
     "ui_tars_grounding.txt": (
-        lambda: ref.render_chat([
-            {"role": "system", "content": [{"type": "text", "text": "You are a helpful assistant."}]},
-            {"role": "user", "content": [
-                {"type": "text", "text": ref.GROUNDING_DOUBAO.format(instruction="the Export button")},
-                {"type": "image"}]}]),
-        lambda: get_family("ui-tars-1.5").ground.prompt(
-            "the Export button", _frame("ui-tars-1.5", DESKTOP)).chat_text()),
+        lambda: ref.render_chat(
+            [
+                {
+                    "role": "system",
+                    "content": [{"type": "text", "text": "You are a helpful assistant."}],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": ref.GROUNDING_DOUBAO.format(instruction="the Export button"),
+                        },
+                        {"type": "image"},
+                    ],
+                },
+            ]
+        ),
+        lambda: (
+            get_family("ui-tars-1.5")
+            .ground.prompt("the Export button", _frame("ui-tars-1.5", DESKTOP))
+            .chat_text()
+        ),
+    ),
     "gui_owl_mobile_1080x2400_2_steps.txt": (
-        lambda: ref.render_chat(ref.gui_owl_mobile_messages(
-            PHONE_GOAL, [c.replace("\n", "").replace('"', "") for c in GUI_OWL_CONCLUSIONS],
-            1092, 2408)),
-        lambda: _ours("gui-owl", "mobile", PHONE, PHONE_GOAL,
-                      [Turn(action=Click(coordinate=Point(model=(5, 5))), summary=c)
-                       for c in GUI_OWL_CONCLUSIONS]).chat_text()),
+        lambda: ref.render_chat(
+            ref.gui_owl_mobile_messages(
+                PHONE_GOAL,
+                [c.replace("\n", "").replace('"', "") for c in GUI_OWL_CONCLUSIONS],
+                1092,
+                2408,
+            )
+        ),
+        lambda: _ours(
+            "gui-owl",
+            "mobile",
+            PHONE,
+            PHONE_GOAL,
+            [
+                Turn(action=Click(coordinate=Point(model=(5, 5))), summary=c)
+                for c in GUI_OWL_CONCLUSIONS
+            ],
+        ).chat_text(),
+    ),
 }
 
 
@@ -112,8 +170,11 @@ def test_ui_tars_history_keeps_five_screenshots_and_every_answer():
     prompt = get_family("ui-tars-1.5").prompt(GOAL, "computer", frame, _ui_tars_turns(6), 5)
     # The two oldest answers stay, without their screenshots; the last four have theirs.
     assert prompt.earlier_images == [f"screenshot {i}" for i in range(2, 6)]
-    assert prompt.image_count() == 5 == ref.ui_tars_messages(ref.COMPUTER_USE_DOUBAO, GOAL,
-                                                             UI_TARS_ANSWERS)[1]
+    assert (
+        prompt.image_count()
+        == 5
+        == ref.ui_tars_messages(ref.COMPUTER_USE_DOUBAO, GOAL, UI_TARS_ANSWERS)[1]
+    )
     assert prompt.images("now") == [*prompt.earlier_images, "now"]
     assert [m.role for m in prompt.messages[2:5]] == ["assistant", "assistant", "user"]
     # The box tokens the decoder dropped are back, as the model wrote them.
@@ -125,8 +186,11 @@ def test_ui_tars_history_keeps_five_screenshots_and_every_answer():
 
 
 def test_ui_tars_templates_are_the_published_strings():
-    filled = template("ui-tars-1.5/computer.txt").replace("{language}", "English").replace(
-        "{instruction}", "X")
+    filled = (
+        template("ui-tars-1.5/computer.txt")
+        .replace("{language}", "English")
+        .replace("{instruction}", "X")
+    )
     assert filled == ref.COMPUTER_USE_DOUBAO.format(language="English", instruction="X")
     assert template("ui-tars-1.5/mobile.txt") == ref.MOBILE_USE_DOUBAO
     assert template("ui-tars-1.5/grounding.txt") == ref.GROUNDING_DOUBAO
@@ -148,4 +212,5 @@ def test_computer_use_with_history_takes_the_mobile_cookbook_wording():
     assert prompt.messages[1].text == (
         f"The user query:  {GOAL}\nTask progress (You have done the following operation on the "
         'current device): Step 1: {"name": "computer_use", "arguments": {"action": "type", '
-        '"text": "Ada"}}; ')
+        '"text": "Ada"}}; '
+    )
