@@ -104,11 +104,13 @@ def example(features: dict[str, list]) -> bytes:
     return length_delimited(1, entries)
 
 
-def node(unique_id: int, bounds: tuple[int, int, int, int], class_name: str = "android.widget.TextView",
-         text: str = "", description: str = "", hint: str = "", tooltip: str = "",
-         visible: bool = True, clickable: bool = False, children: tuple[int, ...] = ()) -> bytes:
+def node(unique_id: int, bounds: tuple[int, int, int, int],
+         class_name: str = "android.widget.TextView", text: str = "", description: str = "",
+         hint: str = "", tooltip: str = "", visible: bool = True, clickable: bool = False,
+         children: tuple[int, ...] = ()) -> bytes:
     rect = b"".join(varint_field(n, v) for n, v in zip((1, 2, 3, 4), bounds))
-    out = varint_field(1, unique_id) + length_delimited(2, rect) + length_delimited(3, class_name.encode())
+    out = varint_field(1, unique_id) + length_delimited(2, rect)
+    out += length_delimited(3, class_name.encode())
     for number, value in ((4, description), (5, hint), (7, text), (31, tooltip)):
         if value:
             out += length_delimited(number, value.encode())

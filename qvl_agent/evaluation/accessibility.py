@@ -14,7 +14,8 @@ from __future__ import annotations
 from qvl_agent.evaluation.protos import parse_forest, text
 from qvl_agent.evaluation.samples import Box
 
-ELEMENT_CLASSES = ("Switch", "EditText")  # by the class name's last part, e.g. android.widget.Switch
+# Matched in the class name's last part, e.g. android.widget.Switch, AppCompatEditText.
+ELEMENT_CLASSES = ("Switch", "EditText")
 
 
 def element_boxes(forest: bytes, screen: tuple[float, float]) -> list[Box]:

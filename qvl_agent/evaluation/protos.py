@@ -78,7 +78,9 @@ FOREST_MESSAGES: dict[str, list[FieldSpec]] = {
         ("window_type", 6, "int32", None, False),  # an enum on the wire: a varint
         ("tree", 11, "message", "AndroidAccessibilityTree", False),
     ],
-    "AndroidAccessibilityForest": [("windows", 1, "message", "AndroidAccessibilityWindowInfo", True)],
+    "AndroidAccessibilityForest": [
+        ("windows", 1, "message", "AndroidAccessibilityWindowInfo", True),
+    ],
 }
 
 
