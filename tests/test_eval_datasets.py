@@ -434,8 +434,9 @@ def test_an_eval_whose_every_sample_was_skipped_fails(grounding_json, tmp_path):
 
 
 def test_a_corrupt_screenshot_in_an_episode_leaves_that_episode_out(tmp_path):
-    """A step dataset (an AndroidControl JSON export, one screenshot inline as base64) with a
-    screenshot whose data is cut off: its step is skipped and its episode is not counted."""
+    """A step dataset (an AndroidControl JSON export, one screenshot inline as base64, its
+    split file beside it) with a screenshot whose data is cut off: its step is skipped and its
+    episode is not counted."""
     (tmp_path / "s0.png").write_bytes(png(PHONE))
     (tmp_path / "cut.png").write_bytes(truncated_png(PHONE))
     inline = base64.b64encode(png(PHONE, "lightgrey")).decode()
@@ -444,14 +445,18 @@ def test_a_corrupt_screenshot_in_an_episode_leaves_that_episode_out(tmp_path):
          "actions": [{"action_type": "navigate_home"}, {"action_type": "wait"}]},
         {"episode_id": 2, "goal": "go back", "screenshots": ["cut.png", "s0.png"],
          "actions": [{"action_type": "navigate_back"}, {"action_type": "navigate_back"}]},
+        {"episode_id": 3, "goal": "not in the test split", "screenshots": ["s0.png"],
+         "actions": [{"action_type": "wait"}]},
     ]
     (tmp_path / "ac.jsonl").write_text("".join(json.dumps(e) + "\n" for e in episodes))
+    (tmp_path / "splits.json").write_text(json.dumps({"train": [3], "test": [1, 2]}))
     answers = write_script(tmp_path / "a.jsonl", [
         mobile(action="system_button", button="Home"), mobile(action="wait", time=1),
         mobile(action="system_button", button="Back")])
     out = tmp_path / "out"
     result = qvl("eval", "--format", "androidcontrol", "--annotations", str(tmp_path / "ac.jsonl"),
-                 "--model", f"scripted:{answers}", "--max-pixels", str(SMALL), "--out", str(out))
+                 "--split", "test", "--model", f"scripted:{answers}", "--max-pixels", str(SMALL),
+                 "--out", str(out))
     assert result.returncode == 0, result.stderr
     metrics = metrics_of(out)
     assert metrics["n"] == 3 and metrics["exact_match"] == 1.0 and metrics["skipped"] == 1

@@ -24,7 +24,7 @@ def element_boxes(forest: bytes, screen: tuple[float, float]) -> list[Box]:
     boxes: dict[Box, None] = {}
     for window in parse_forest(forest).windows:
         for node in window.tree.nodes:
-            if not (_labelled(node) and node.is_visible_to_user):
+            if not (node.is_visible_to_user and _labelled(node)):
                 continue
             rect = node.bounds_in_screen
             box: Box = (float(rect.left), float(rect.top), float(rect.right), float(rect.bottom))

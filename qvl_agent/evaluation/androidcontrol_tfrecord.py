@@ -78,7 +78,7 @@ def _samples(shards: list[Path], store: ImageStore, level: str, scroll: ScrollCo
         for item in read_records(shard):
             if isinstance(item, RecordFault):
                 skipped.append(Skipped(where=f"{item.path} record {item.index}",
-                                       reason=str(item).split(": ", 1)[1]))
+                                       reason=item.message))
                 continue
             index, data = item
             where = f"{shard} record {index}"

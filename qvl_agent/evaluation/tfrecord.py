@@ -44,9 +44,12 @@ class RecordFault:
     reason: str
     fatal: bool
 
+    @property
+    def message(self) -> str:
+        return self.reason + ("; the rest of this file is skipped" if self.fatal else "")
+
     def __str__(self) -> str:
-        rest = "; the rest of this file is skipped" if self.fatal else ""
-        return f"{self.path} record {self.index}: {self.reason}{rest}"
+        return f"{self.path} record {self.index}: {self.message}"
 
 
 def crc32c(data: bytes) -> int:
