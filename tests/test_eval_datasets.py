@@ -358,6 +358,28 @@ def test_screenspot_pro_parquet_downscaled_from_img_size(tmp_path):
     assert row["box"] == [500.0, 250.0, 550.0, 270.0] and row["scaled_from"] == [2560, 1440]
 
 
+def test_screenspot_v2_json_with_its_images_still_in_the_zip(tmp_path):
+    """OS-Copilot/ScreenSpot-v2 as downloaded: the JSON files and screenspotv2_image.zip."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "screenspotv2_image.zip", "w") as archive:
+        archive.writestr("screenspotv2_image/mobile_1.png", png(PHONE))
+    records = [{"img_filename": name, "instruction": "send", "bbox": [900, 2200, 100, 100],
+                "data_type": "icon", "data_source": "android"}
+               for name in ("mobile_1.png", "mobile_2.png")]
+    (tmp_path / "screenspot_mobile_v2.json").write_text(json.dumps(records))
+    answers = write_script(tmp_path / "a.jsonl", [click(PHONE, (950, 2250), "computer")])
+    out = tmp_path / "out"
+    result = qvl("eval", "--format", "screenspot", "--annotations",
+                 str(tmp_path / "screenspot_mobile_v2.json"), "--images",
+                 str(tmp_path / "screenspotv2_image.zip"), "--model", f"scripted:{answers}",
+                 "--max-pixels", str(SMALL), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    metrics = metrics_of(out)
+    assert metrics["n"] == 1 and metrics["accuracy"] == 1.0 and metrics["skipped"] == 1
+    assert "image not found: mobile_2.png in" in metrics["skipped_samples"][0]
+
+
 def test_inline_base64_screenshots_are_decoded_not_taken_for_file_names(tmp_path):
     image = png((1920, 1080))
     inline = base64.b64encode(image).decode()

@@ -16,6 +16,8 @@ import hashlib
 import os
 import re
 import tempfile
+import zipfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ DATA_URL = re.compile(r"data:image/[\w.+-]+;base64,", re.ASCII)
 BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=\s]+", re.ASCII)
 # Shorter strings are file names: the smallest real PNG is about 70 bytes (96 in base64).
 MIN_INLINE_CHARS = 64
+# A screenshot inside a zip archive larger than this is refused before it is read.
+MAX_ARCHIVED_BYTES = 256 * 1024 * 1024
 
 
 def image_suffix(data: bytes) -> str | None:
@@ -102,7 +106,40 @@ def locate_image(value: Any, images: Path | None, annotation_file: Path,
     data = inline_bytes(value)
     if data is not None:
         return store.put(data)
+    if images is not None and images.suffix.lower() == ".zip" and images.is_file():
+        return store.put(archived_image(images, value))
     image = resolve_image(value, images, annotation_file)
     if not image.is_file():
         raise RecordError(f"image not found: {image}")
     return image
+
+
+def archived_image(archive: Path, name: str) -> bytes:
+    """The bytes of ``name`` inside a zip archive of screenshots (OS-Copilot/ScreenSpot-v2 ships
+    ``screenspotv2_image.zip``): the member of that path, else the one of that file name."""
+    members = _members(archive, archive.stat().st_mtime_ns)
+    member = members.get(name.replace("\\", "/")) or members.get(Path(name).name)
+    if member is None:
+        raise RecordError(f"image not found: {name} in {archive}")
+    if member.file_size > MAX_ARCHIVED_BYTES:
+        raise RecordError(f"image {name} in {archive} is {member.file_size:,} bytes, too large")
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            return opened.read(member)
+    except (zipfile.BadZipFile, OSError, RuntimeError) as error:
+        raise RecordError(f"cannot read {name} from {archive}: {error}") from None
+
+
+@lru_cache(maxsize=4)
+def _members(archive: Path, stamp: int) -> dict[str, zipfile.ZipInfo]:
+    """Every file member by its path and by its bare file name (the first of a repeated name)."""
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            infos = [info for info in opened.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError) as error:
+        raise RecordError(f"cannot read the archive {archive}: {error}") from None
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        members.setdefault(Path(info.filename).name, info)
+    members.update({info.filename: info for info in infos})
+    return members
