@@ -15,7 +15,7 @@ from qvl_agent.evaluation.tfrecord import RecordFault, masked_crc32c, read_recor
 from qvl_agent.geometry import Frame, Monitor
 from tests.agent_helpers import tool_call, write_script
 from tests.dataset_builders import (
-    crc32c, example, forest, frame, masked, node, png, truncated_png, write_shard,
+    crc32c, example, forest, frame, masked, node, png, truncated_png, varint_field, write_shard,
 )
 
 SMALL = 1280 * 28 * 28  # max_pixels for these tests
@@ -98,14 +98,14 @@ SETTINGS = (900, 100, 1040, 220)
 
 
 def screen_forest() -> bytes:
-    """One screen's accessibility forest: two labelled elements, an unlabelled text field
-    (an element by its class), and nodes that are not elements."""
+    """One screen's accessibility forest: three labelled leaves (elements), and nodes that are
+    not elements (a container, an invisible leaf, unlabelled leaves)."""
     app = [
         node(0, (0, 0, 1080, 2400), "android.widget.FrameLayout", children=(1, 2, 3, 4, 5)),
         node(1, WEATHER, text="Weather", clickable=True),
         node(2, SETTINGS, "android.widget.ImageButton", description="Settings", clickable=True),
         node(3, (500, 1180, 600, 1220), text="hidden", visible=False),  # not on screen
-        node(4, (100, 300, 980, 400), "android.widget.EditText"),  # unlabelled, but a text field
+        node(4, (100, 300, 980, 400), "android.widget.EditText"),  # unlabelled
         node(5, (380, 1080, 720, 1320), "android.widget.LinearLayout", clickable=True),  # no label
     ]
     navigation = [node(0, (0, 2300, 360, 2400), text="Back")]
@@ -260,6 +260,107 @@ def test_the_tiny_checkpoint_scores_the_shards(android_control, tiny_local_model
     assert metrics["n"] == 3 and [r["id"] for r in rows] == ["101/0", "101/1", "101/2"]
     assert all(r["prompt_tokens"] > 64 and r["generated_tokens"] > 0 for r in rows)
     assert metrics["exact_match"] == sum(r["exact_match"] for r in rows) / 3
+
+
+# -- element boxes: differential test against UGround's pipeline, transcribed ------------------
+
+
+def uground_elements(windows: list[list[dict]]) -> list[dict]:
+    """android_world representation_utils.forest_to_ui_elements, then UGround's
+    offline_evaluation/AndroidControl/extract_raw.py convert_ui_elements_to_dicts."""
+    def text_or_none(text):
+        return text if text else None
+
+    elements = []
+    for nodes in windows:  # for window in forest.windows: for node in window.tree.nodes
+        for node in nodes:
+            if not node["child_ids"] or node["content_description"] or node["is_scrollable"]:
+                left, top, right, bottom = node["bounds"]
+                elements.append({
+                    "text": text_or_none(node["text"]),
+                    "content_description": text_or_none(node["content_description"]),
+                    "is_visible": node["is_visible_to_user"],
+                    "bbox_pixels": {"x_min": left, "x_max": right, "y_min": top, "y_max": bottom}})
+    filtered = []
+    for element in elements:
+        bbox = element["bbox_pixels"]
+        if (
+            (element["content_description"] is not None or element["text"] is not None)
+            and element["is_visible"]
+            and (bbox["y_max"] - bbox["y_min"] > 0)
+            and (bbox["x_max"] - bbox["x_min"] > 0)
+            and (bbox["x_min"] < 1080)
+            and (bbox["y_min"] < 2400)
+            and (bbox["x_max"] > 0)
+            and (bbox["y_max"] > 0)
+        ):
+            filtered.append(element)
+    return filtered
+
+
+def uground_smallest(x, y, elements):
+    """UGround eval.py get_smallest_bounding_box, on the flat element list."""
+    def contains(bbox, x, y):
+        return bbox["x_min"] <= x <= bbox["x_max"] and bbox["y_min"] <= y <= bbox["y_max"]
+
+    smallest = None
+    for element in elements:
+        bbox = element["bbox_pixels"]
+        if contains(bbox, x, y):
+            area = (bbox["x_max"] - bbox["x_min"]) * (bbox["y_max"] - bbox["y_min"])
+            if smallest is None or area < ((smallest["x_max"] - smallest["x_min"])
+                                           * (smallest["y_max"] - smallest["y_min"])):
+                smallest = bbox
+    return smallest
+
+
+def test_element_boxes_equal_ugrounds_on_generated_forests():
+    import random
+
+    from qvl_agent.evaluation.accessibility import element_boxes
+    from qvl_agent.evaluation.samples import smallest_box_containing
+
+    rng = random.Random(7)
+    edges_x = (-50, -1, 0, 1, 300, 539, 540, 1079, 1080, 1081, 1500)
+    edges_y = (-50, -1, 0, 1, 1200, 2399, 2400, 2401, 3000)
+    forests = agreed_points = grounded = 0
+    for _ in range(1500):
+        windows = []
+        for _ in range(rng.randint(1, 3)):
+            nodes = []
+            for unique_id in range(rng.randint(1, 12)):
+                x1, x2 = rng.choice(edges_x), rng.choice(edges_x)
+                y1, y2 = rng.choice(edges_y), rng.choice(edges_y)
+                nodes.append({
+                    "bounds": (x1, y1, x2, y2),
+                    "text": rng.choice(["", "", "OK", "Send"]),
+                    "content_description": rng.choice(["", "", "Back"]),
+                    "is_visible_to_user": rng.random() < 0.8,
+                    "is_scrollable": rng.random() < 0.2,
+                    "child_ids": tuple(rng.sample(range(20), rng.choice((0, 0, 1, 3)))),
+                })
+            windows.append(nodes)
+        encoded = forest([[node(i, n["bounds"], text=n["text"],
+                                description=n["content_description"],
+                                visible=n["is_visible_to_user"], children=n["child_ids"])
+                           + (varint_field(21, 1) if n["is_scrollable"] else b"")  # is_scrollable
+                           for i, n in enumerate(nodes)] for nodes in windows])
+        ours = element_boxes(encoded, PHONE)
+        reference = uground_elements(windows)
+        corners = (tuple(float(e["bbox_pixels"][k]) for k in ("x_min", "y_min", "x_max", "y_max"))
+                   for e in reference)
+        expected = list(dict.fromkeys(corners))  # in order, each box once
+        assert ours == expected, windows
+        forests += 1
+        for _ in range(5):
+            x, y = rng.choice(edges_x), rng.choice(edges_y)
+            theirs = uground_smallest(x, y, reference)
+            mine = smallest_box_containing(ours, (x, y))
+            assert mine == (None if theirs is None else
+                            (theirs["x_min"], theirs["y_min"], theirs["x_max"], theirs["y_max"]))
+            agreed_points += 1
+            grounded += theirs is not None
+    assert forests == 1500 and agreed_points == 7500 and grounded > 1000  # not a vacuous agreement
 
 
 # -- ScreenSpot on the Hub: parquet with the screenshots inside ----------------------------------

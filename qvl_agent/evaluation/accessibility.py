@@ -1,21 +1,26 @@
-"""UI element boxes from an AndroidControl accessibility forest.
+"""UI element boxes from an AndroidControl accessibility forest, as UGround takes them.
 
-Which nodes count as elements, as the dataset's authors describe their own filter
-(google-research/google-research issue 2120, for the paper's Appendix C.4): a node whose
-``text``, ``content_description``, ``hint_text`` or ``tooltip_text`` is not empty, or whose
-class is a switch or an editable text field. On top of that, as UGround's AndroidControl
-evaluation keeps them (offline_evaluation/AndroidControl/extract_raw.py): visible to the
-user, a positive width and height, and on the screen. A box is the node's
-``bounds_in_screen`` as (left, top, right, bottom) in screen pixels.
+UGround's AndroidControl evaluation (OSU-NLP-Group/UGround, offline_evaluation/AndroidControl)
+is the published scorer that grounds clicks in the accessibility tree, so its element set is
+followed exactly:
+
+1. ``extract_raw.py`` takes android_world's ``forest_to_ui_elements``: every node of every
+   window's tree that is a leaf (no ``child_ids``), has a ``content_description``, or is
+   scrollable;
+2. and keeps those with a non-empty ``text`` or ``content_description``, visible to the user,
+   of positive width and height, with ``x_min < 1080``, ``y_min < 2400``, ``x_max > 0`` and
+   ``y_max > 0``. The one deliberate difference: 1080 x 2400 is the step's recorded screen
+   size here (it is that size on AndroidControl's phones).
+3. ``eval.py`` grounds a click in the smallest of these boxes holding the ground-truth point
+   (edges included; the first of equal areas): :func:`samples.smallest_box_containing`.
+
+A box is the node's ``bounds_in_screen`` as (left, top, right, bottom), in screen pixels.
 """
 
 from __future__ import annotations
 
-from qvl_agent.evaluation.protos import parse_forest, text
+from qvl_agent.evaluation.protos import parse_forest
 from qvl_agent.evaluation.samples import Box
-
-# Matched in the class name's last part, e.g. android.widget.Switch, AppCompatEditText.
-ELEMENT_CLASSES = ("Switch", "EditText")
 
 
 def element_boxes(forest: bytes, screen: tuple[float, float]) -> list[Box]:
@@ -24,7 +29,9 @@ def element_boxes(forest: bytes, screen: tuple[float, float]) -> list[Box]:
     boxes: dict[Box, None] = {}
     for window in parse_forest(forest).windows:
         for node in window.tree.nodes:
-            if not (node.is_visible_to_user and _labelled(node)):
+            if not (not node.child_ids or node.content_description or node.is_scrollable):
+                continue  # forest_to_ui_elements
+            if not ((node.text or node.content_description) and node.is_visible_to_user):
                 continue
             rect = node.bounds_in_screen
             box: Box = (float(rect.left), float(rect.top), float(rect.right), float(rect.bottom))
@@ -32,10 +39,3 @@ def element_boxes(forest: bytes, screen: tuple[float, float]) -> list[Box]:
                     and box[2] > 0 and box[3] > 0:
                 boxes[box] = None
     return list(boxes)
-
-
-def _labelled(node) -> bool:
-    if any((node.text, node.content_description, node.hint_text, node.tooltip_text)):
-        return True
-    class_name = text(node.class_name).rsplit(".", 1)[-1]
-    return any(kind in class_name for kind in ELEMENT_CLASSES)
