@@ -360,6 +360,7 @@ def test_element_boxes_equal_ugrounds_on_generated_forests():
                             (theirs["x_min"], theirs["y_min"], theirs["x_max"], theirs["y_max"]))
             agreed_points += 1
             grounded += theirs is not None
+    print(f"{forests} forests, {agreed_points} points, {grounded} grounded in an element")
     assert forests == 1500 and agreed_points == 7500 and grounded > 1000  # not a vacuous agreement
 
 
@@ -586,3 +587,28 @@ def test_a_corrupt_screenshot_in_an_episode_leaves_that_episode_out(tmp_path):
     assert "ac.jsonl:2 step 0" in metrics["skipped_samples"][0]
     assert metrics["episodes"] == {"n": 1, "success_rate": 1.0, "goal_progress": 1.0,
                                    "left_out_incomplete": 1}
+
+
+def test_a_run_directory_with_a_lost_screenshot_skips_that_step(tmp_path):
+    from qvl_agent.agent import Agent, AgentConfig
+    from qvl_agent.devices.still import StillImageDevice
+    from qvl_agent.models.scripted import ScriptedModel
+
+    (tmp_path / "shot.png").write_bytes(png((1366, 768)))
+    recorded = [tool_call(action="left_click", coordinate=[683, 384]),
+                tool_call(action="type", text="hello"),
+                tool_call(action="terminate", status="success")]
+    device = StillImageDevice.from_file(tmp_path / "shot.png")
+    run = tmp_path / "runs" / "r1"
+    Agent(ScriptedModel(recorded), device, AgentConfig(settle_seconds=0)).run("say hello", record=run)
+    lost = sorted((run / "screenshots").iterdir())[1]
+    lost.write_bytes(b"")  # the disk filled up while the run was recorded
+    answers = write_script(tmp_path / "a.jsonl", [recorded[0], recorded[2]])
+    out = tmp_path / "out"
+    result = qvl("eval", "--format", "run", "--annotations", str(tmp_path / "runs"),
+                 "--model", f"scripted:{answers}", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    metrics = metrics_of(out)
+    assert metrics["n"] == 2 and metrics["exact_match"] == 1.0 and metrics["skipped"] == 1
+    assert f"{run} step 2: cannot read image" in metrics["skipped_samples"][0]  # steps count from 1
+    assert metrics["episodes"]["n"] == 0 and metrics["episodes"]["left_out_incomplete"] == 1

@@ -244,6 +244,13 @@ def read_runs(source: Path) -> Loaded:
             monitor = step.frame.monitor
             target = target_from_action(
                 step.action, lambda p: monitor.to_local(*p.screen))
+            try:
+                image_size(run_dir / step.screenshot)
+            except RecordError as error:  # its action still happened: it stays in the history
+                skipped.append(Skipped(where=where, reason=str(error)))
+                gappy.add(run_dir.name)
+                history.append(target)
+                continue
             samples.append(StepSample(
                 id=f"{run_dir.name}/{step.index}", episode=run_dir.name, step=len(history),
                 goal=run.meta.goal, image=run_dir / step.screenshot, target=target,
