@@ -612,3 +612,11 @@ def test_a_run_directory_with_a_lost_screenshot_skips_that_step(tmp_path):
     assert metrics["n"] == 2 and metrics["exact_match"] == 1.0 and metrics["skipped"] == 1
     assert f"{run} step 2: cannot read image" in metrics["skipped_samples"][0]  # steps count from 1
     assert metrics["episodes"]["n"] == 0 and metrics["episodes"]["left_out_incomplete"] == 1
+    # The lost step's action is still in the history the model is shown for the last step.
+    from qvl_agent.evaluation.runner import EvalConfig, run_eval
+
+    model = ScriptedModel([recorded[0], recorded[2]])
+    run_eval(EvalConfig(format="run", annotations=str(tmp_path / "runs"), model="s"), model,
+             tmp_path / "again")
+    last = model.prompts[1].messages[-1].text
+    assert '"action": "type"' in last.split("Step 2:")[1] and '"text": "hello"' in last
