@@ -415,14 +415,16 @@ def test_screenspot_v1_parquet_normalised_corner_boxes(tmp_path):
 
 def test_screenspot_v2_parquet_with_broken_screenshots(tmp_path):
     """lmms-lab/ScreenSpot-v2: img_filename, bbox = [x, y, w, h] pixels, image struct. One
-    embedded screenshot is not an image, one is cut off: both skip their row, named."""
+    embedded screenshot is not an image, one is cut off, one box is NaN: each skips its row,
+    named."""
     def row(name, bbox, data):
         return {"img_filename": name, "bbox": bbox, "instruction": f"find {name}",
                 "data_type": "icon", "data_source": "shop", "image": hub_image(data, name)}
 
     rows = [row("web_1.png", [100, 100, 200, 50], png((1280, 720))),
             row("web_2.png", [10, 10, 50, 50], b"<html>not found</html>"),
-            row("web_3.png", [10, 10, 50, 50], truncated_png((640, 480)))]
+            row("web_3.png", [10, 10, 50, 50], truncated_png((640, 480))),
+            row("web_4.png", [float("nan"), 10, 50, 50], png((1280, 720)))]
     parquet = write_parquet(tmp_path / "train-00000-of-00001.parquet", rows)
     answers = write_script(tmp_path / "a.jsonl", [click((1280, 720), (250, 120), "computer")] * 2)
     out = tmp_path / "out"
@@ -430,9 +432,10 @@ def test_screenspot_v2_parquet_with_broken_screenshots(tmp_path):
                  "--model", f"scripted:{answers}", "--max-pixels", str(SMALL), "--out", str(out))
     assert result.returncode == 0, result.stderr
     metrics = metrics_of(out)
-    assert metrics["n"] == 1 and metrics["accuracy"] == 1.0 and metrics["skipped"] == 2
+    assert metrics["n"] == 1 and metrics["accuracy"] == 1.0 and metrics["skipped"] == 3
     skips = metrics["skipped_samples"]
     assert any(f"{parquet} row 1" in s and "not an image" in s for s in skips)
+    assert any(f"{parquet} row 3" in s and "not finite" in s for s in skips)
     assert any(f"{parquet} row 2" in s and "cannot read" in s for s in skips)
     assert f"skipped {parquet} row 2" in result.stderr
 

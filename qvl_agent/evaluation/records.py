@@ -8,6 +8,7 @@ with where it is, "FILE:LINE" or "FILE record N", for error messages.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,18 @@ def numbers(value: Any, count: int, name: str) -> list[float]:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise RecordError(f'field "{name}" is not a list of numbers: {value!r}') from None
+    if isinstance(value, tuple):
+        value = list(value)
     if (not isinstance(value, list) or len(value) != count
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise RecordError(f'field "{name}" must hold {count} numbers, got {json.dumps(value)}')
+        raise RecordError(f'field "{name}" must hold {count} numbers, got {_shown(value)}')
+    if not all(math.isfinite(v) for v in value):  # JSON allows NaN and Infinity
+        raise RecordError(f'field "{name}" holds a number that is not finite: {value}')
     return [float(v) for v in value]
+
+
+def _shown(value: Any) -> str:
+    try:
+        return json.dumps(value)[:200]
+    except (TypeError, ValueError):
+        return repr(value)[:200]

@@ -273,7 +273,13 @@ def _check_out(config: EvalConfig, out: Path, ignore: tuple[str, ...] = ()) -> b
     config_path = out / CONFIG_FILE
     if not config_path.is_file():
         return False
-    earlier = json.loads(config_path.read_text(encoding="utf-8"))
+    try:
+        earlier = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EvalError(f"{config_path} cannot be read ({error}); use another --out, or delete "
+                        "it to start again") from None
+    if not isinstance(earlier, dict):
+        raise EvalError(f"{config_path} is not an eval's settings; use another --out")
     identity = config.identity()
     changed = sorted(k for k in {*identity, *earlier} - set(ignore)
                      if earlier.get(k) != identity.get(k))
