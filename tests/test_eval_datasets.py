@@ -4,6 +4,8 @@ downscaled set, and corrupt or missing data. Everything is scored through the CL
 scripted model; the figures asserted are the ones a user reads."""
 
 import base64
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -22,9 +24,24 @@ SMALL = 1280 * 28 * 28  # max_pixels for these tests
 PHONE = (1080, 2400)
 
 
-def qvl(*args) -> subprocess.CompletedProcess:
+def qvl_process(*args) -> subprocess.CompletedProcess:
+    """``qvl-agent ARGS`` as a user runs it, in its own process."""
     return subprocess.run([sys.executable, "-m", "qvl_agent", *args], capture_output=True,
                           text=True, timeout=120)
+
+
+def qvl(*args) -> subprocess.CompletedProcess:
+    """``qvl-agent ARGS`` through the same entry point, in this process (no interpreter and
+    torch start per call); its exit status and what it printed, as from a process."""
+    from qvl_agent.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 def model_xy(size, point):
@@ -526,8 +543,9 @@ def test_one_corrupt_image_skips_its_record_and_the_eval_goes_on(grounding_json,
                                   "cut.png": truncated_png((640, 480))})
     answers = write_script(tmp_path / "a.jsonl", [click((640, 480), (50, 30), "computer")])
     out = tmp_path / "out"
-    result = qvl("eval", "--format", "screenspot", "--annotations", str(annotations),
-                 "--model", f"scripted:{answers}", "--max-pixels", str(SMALL), "--out", str(out))
+    result = qvl_process("eval", "--format", "screenspot", "--annotations", str(annotations),
+                         "--model", f"scripted:{answers}", "--max-pixels", str(SMALL),
+                         "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     metrics = metrics_of(out)
@@ -539,8 +557,9 @@ def test_one_corrupt_image_skips_its_record_and_the_eval_goes_on(grounding_json,
 
 def test_a_dataset_with_nothing_usable_fails_before_the_model_loads(grounding_json, tmp_path):
     annotations = grounding_json({"a.png": b"GIF89a broken", "b.png": b"plain text"})
-    result = qvl("eval", "--format", "screenspot", "--annotations", str(annotations),
-                 "--model", "scripted:/nonexistent/answers.jsonl", "--out", str(tmp_path / "out"))
+    result = qvl_process("eval", "--format", "screenspot", "--annotations", str(annotations),
+                         "--model", "scripted:/nonexistent/answers.jsonl",
+                         "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "nothing to score" in result.stderr and "all 2 records were skipped" in result.stderr
     assert "record 1: cannot read image" in result.stderr
