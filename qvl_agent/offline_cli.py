@@ -19,7 +19,9 @@ def register(commands) -> None:
     evaluate.add_argument("--format", required=True,
                           choices=("screenspot", "screenspot-pro", "aitz", "androidcontrol", "run"))
     evaluate.add_argument("--annotations", required=True, type=Path,
-                          help="annotation file or directory (for --format run: run directories)")
+                          help="annotation file or directory: JSON/JSONL, the Hub's parquet files, "
+                          "AndroidControl's TFRecord shards (a folder or a quoted glob); for "
+                          "--format run: run directories")
     evaluate.add_argument("--images", type=Path, default=None,
                           help="image folder (default: beside the annotation files)")
     evaluate.add_argument("--out", required=True, type=Path,
@@ -31,6 +33,12 @@ def register(commands) -> None:
     evaluate.add_argument("--scroll", default="content", choices=("content", "finger"),
                           help="androidcontrol: what a scroll's direction names (default content, "
                           "i.e. 'down' = the finger moves up)")
+    evaluate.add_argument("--split", default=None,
+                          help="androidcontrol: only the episodes of this split in splits.json "
+                          "(train, validation, test)")
+    evaluate.add_argument("--subsplit", default=None,
+                          help="androidcontrol: only the test episodes of this sub-split in "
+                          "test_subsplits.json (IDD, app_unseen, task_unseen, category_unseen)")
     evaluate.add_argument("--limit", type=int, default=None, help="only the first N samples")
     evaluate.add_argument("--workers", type=int, default=1, help="samples in flight at once")
     model_options(evaluate)
@@ -66,22 +74,40 @@ def register(commands) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from qvl_agent.evaluation.runner import EvalConfig, EvalError, run_eval
+    from qvl_agent.evaluation.runner import (
+        EvalConfig, EvalError, NothingToScore, prepare_eval, run_eval,
+    )
     from qvl_agent.evaluation.samples import DatasetError
     from qvl_agent.models import ModelError
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise CliError("--limit must be at least 1")
     family = family_from_args(args)
-    model = model_from_args(args)
-    # model.name says which endpoint served a model name, e.g. endpoint:NAME@URL.
     config = EvalConfig(format=args.format, annotations=str(args.annotations),
-                        images=str(args.images) if args.images else None, model=model.name,
+                        images=str(args.images) if args.images else None, model=args.model,
                         family=family.name, min_pixels=args.min_pixels or family.min_pixels,
                         max_pixels=args.max_pixels or family.max_pixels, scorer=args.scorer,
-                        level=args.level, scroll=args.scroll, limit=args.limit)
+                        level=args.level, scroll=args.scroll, split=args.split,
+                        subsplit=args.subsplit, limit=args.limit)
+    try:  # the dataset first: a broken one is found before a model takes minutes to load
+        dataset = prepare_eval(config, args.out)
+    except NothingToScore as error:
+        _print_skips(error.skipped)
+        raise CliError(str(error)) from None
+    except (EvalError, DatasetError) as error:
+        raise CliError(str(error)) from None
+    samples, skipped = dataset
+    print(f"dataset: {len(samples)} samples, {len(skipped)} records skipped", file=sys.stderr)
+    model = model_from_args(args)
+    # model.name says which endpoint served a model name, e.g. endpoint:NAME@URL.
+    config = config.model_copy(update={"model": model.name})
     try:
-        metrics = run_eval(config, model, args.out, workers=args.workers)
+        metrics = run_eval(config, model, args.out, workers=args.workers, dataset=dataset)
+    except NothingToScore as error:
+        _print_skips(error.skipped)
+        raise CliError(str(error)) from None
     except (EvalError, DatasetError) as error:
         raise CliError(str(error)) from None
     except ModelError as error:
@@ -96,6 +122,13 @@ def _eval(args: argparse.Namespace) -> int:
     print(summary_line(metrics))
     print(f"metrics: {args.out / 'metrics.json'}")
     return 0
+
+
+def _print_skips(skipped, listed: int = 20) -> None:
+    for skip in skipped[:listed]:
+        print(f"skipped {skip}", file=sys.stderr)
+    if len(skipped) > listed:
+        print(f"... and {len(skipped) - listed} more", file=sys.stderr)
 
 
 def summary_line(metrics: dict) -> str:

@@ -90,3 +90,10 @@ def test_serve_client_bench_runs(tmp_path, tiny_checkpoint):
     assert figures["image"] == "672x1484" and figures["prompt_tokens"] > 1272
     assert figures["per_request_ms"]["server"] > 0 and figures["per_request_ms"]["overhead"] > 0
     assert set(figures["throughput"]) == {"1", "2"} and figures["throughput"]["1"]["speedup"] == 1
+
+
+def test_androidcontrol_read_bench_runs(tmp_path):
+    figures = run_bench("androidcontrol_read.py", tmp_path / "ac.json", "--episodes", "3",
+                        "--steps", "2", "--nodes", "20", "--runs", "1")
+    assert figures["reader_mb_per_s"] > 0 and figures["gunzip_mb_per_s"] > 0
+    assert figures["ms_per_step"] > 0 and figures["skip_s"] > 0

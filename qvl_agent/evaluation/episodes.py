@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from qvl_agent.actions import Action, Point
+from qvl_agent.evaluation.episode_splits import SPLIT_FILES, episode_key
+from qvl_agent.evaluation.image_sources import ImageStore, locate_image, temporary_store
 from qvl_agent.evaluation.records import (
-    RecordError, field, image_size, numbers, resolve_image, usable_records,
+    RecordError, field, image_size, numbers, usable_records,
 )
 from qvl_agent.evaluation.samples import (
     OPPOSITE, Box, DatasetError, Skipped, StepSample, Target, finger_direction,
@@ -38,8 +40,9 @@ AITW_TAP_DISTANCE = 0.04  # normalised (y, x): at most this far from touch to li
 AITZ_VERTICAL_BIAS = 0.9  # coat/action_utils.py: vertical when |dy| >= 0.9 |dx|
 
 
-def read_aitz(annotations: Path, images: Path | None) -> Loaded:
+def read_aitz(annotations: Path, images: Path | None, store: ImageStore | None = None) -> Loaded:
     """AITZ: JSON files each holding one episode's list of step records."""
+    store = store or temporary_store()
     episodes: dict[str, list[tuple[str, dict, Target, list[Box]]]] = {}
     skipped: list[Skipped] = []
     gappy: set[str] = set()
@@ -47,9 +50,7 @@ def read_aitz(annotations: Path, images: Path | None) -> Loaded:
         episode = str(record.get("episode_id")) if isinstance(record, dict) else None
         try:
             episode = str(field(record, "episode_id", (str, int)))
-            image = resolve_image(field(record, "image_path", str), images, file)
-            if not image.is_file():
-                raise RecordError(f"image not found: {image}")
+            image = locate_image(field(record, "image_path", str), images, file, store)
             size = image_size(image)
             ui_boxes = _aitz_boxes(record)
             target = _aitz_target(record, size, ui_boxes)
@@ -76,7 +77,12 @@ def _aitz_boxes(record: dict) -> list[Box]:
     if "ui_positions" not in record:
         return []
     raw = record["ui_positions"]
-    positions = json.loads(raw) if isinstance(raw, str) else raw
+    try:
+        positions = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        raise RecordError(f'field "ui_positions" is not JSON: {raw[:60]!r}') from None
+    if not isinstance(positions, (list, type(None))):
+        raise RecordError('field "ui_positions" is not a list of boxes')
     boxes = []
     for position in positions or []:
         y, x, h, w = numbers(position, 4, "ui_positions")
@@ -114,17 +120,25 @@ def _aitz_target(record: dict, size: tuple[int, int], ui_boxes: list[Box]) -> Ta
 
 
 def read_androidcontrol(annotations: Path, images: Path | None, level: str = "high",
-                        scroll: ScrollConvention = "content") -> Loaded:
+                        scroll: ScrollConvention = "content", store: ImageStore | None = None,
+                        episodes: set[str] | None = None) -> Loaded:
     """AndroidControl episodes exported to JSON: one object per episode with ``episode_id``,
-    ``goal``, ``screenshots`` (image files), ``actions`` (objects or JSON strings),
-    ``step_instructions``, and optionally ``step_boxes`` (per step, the target element's
-    boxes as [x1, y1, x2, y2] pixels). ``level="low"`` adds each step's instruction."""
+    ``goal``, ``screenshots`` (image files, or inline base64), ``actions`` (objects or JSON
+    strings), ``step_instructions``, and optionally ``step_boxes`` (per step, the target
+    element's boxes as [x1, y1, x2, y2] pixels). ``level="low"`` adds each step's instruction;
+    ``episodes`` keeps only those episode ids (a split). The official TFRecord shards are read
+    by :mod:`qvl_agent.evaluation.androidcontrol_tfrecord`."""
+    store = store or temporary_store()
     samples: list[StepSample] = []
     skipped: list[Skipped] = []
     gappy: set[str] = set()
     for file, where, record in usable_records(annotations, skipped):
+        if file.name in SPLIT_FILES:
+            continue  # the split lists downloaded beside the episodes
         try:
             episode = str(field(record, "episode_id", (str, int)))
+            if episodes is not None and episode_key(episode) not in episodes:
+                continue
             goal = field(record, "goal", str)
             screenshots = field(record, "screenshots", list)
             actions = field(record, "actions", list)
@@ -139,21 +153,19 @@ def read_androidcontrol(annotations: Path, images: Path | None, level: str = "hi
             try:
                 if step >= len(screenshots):
                     raise RecordError(f"no screenshot for step {step}")
-                image = resolve_image(str(screenshots[step]), images, file)
-                if not image.is_file():
-                    raise RecordError(f"image not found: {image}")
+                image = locate_image(screenshots[step], images, file, store)
+                image_size(image)
                 boxes = [tuple(numbers(b, 4, "step_boxes")) for b in (step_boxes[step] or [])] \
                     if step < len(step_boxes) else []
-                target = _androidcontrol_target(raw_action, scroll, boxes)
+                target = androidcontrol_target(raw_action, scroll, boxes)
             except RecordError as error:
                 skipped.append(Skipped(where=step_where, reason=str(error)))
                 gappy.add(episode)
                 continue
-            step_goal = goal
-            if level == "low" and step < len(instructions):
-                step_goal = f"{goal}\nCurrent step query: {instructions[step]}"
-            samples.append(StepSample(id=f"{episode}/{step}", episode=episode, step=step, goal=step_goal,
-                                      image=image, target=target, history=list(history), where=step_where))
+            samples.append(StepSample(id=f"{episode}/{step}", episode=episode, step=step,
+                                      goal=step_goal(goal, instructions, step, level),
+                                      image=image, target=target, history=list(history),
+                                      where=step_where))
             history.append(target)
     return mark_incomplete(samples, gappy), skipped
 
@@ -161,7 +173,15 @@ def read_androidcontrol(annotations: Path, images: Path | None, level: str = "hi
 AC_BUTTONS = {"navigate_back": "Back", "navigate_home": "Home", "keyboard_enter": "Enter"}
 
 
-def _androidcontrol_target(raw: Any, scroll: ScrollConvention, boxes: list) -> Target:
+def step_goal(goal: str, instructions: list, step: int, level: str) -> str:
+    """The goal the model is given: with ``level="low"``, the step's instruction too (as the
+    Qwen team's AndroidControl prompts add it)."""
+    if level == "low" and step < len(instructions):
+        return f"{goal}\nCurrent step query: {instructions[step]}"
+    return goal
+
+
+def androidcontrol_target(raw: Any, scroll: ScrollConvention, boxes: list) -> Target:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -170,6 +190,8 @@ def _androidcontrol_target(raw: Any, scroll: ScrollConvention, boxes: list) -> T
     kind = field(raw, "action_type", str)
     if kind in ("click", "long_press"):
         point = (float(field(raw, "x", (int, float))), float(field(raw, "y", (int, float))))
+        if not all(math.isfinite(v) for v in point):
+            raise RecordError(f"the {kind} point {list(point)} is not finite")
         return Target(action=kind, point=point, boxes=boxes)
     if kind == "scroll":
         direction = field(raw, "direction", str).lower()
@@ -222,6 +244,13 @@ def read_runs(source: Path) -> Loaded:
             monitor = step.frame.monitor
             target = target_from_action(
                 step.action, lambda p: monitor.to_local(*p.screen))
+            try:
+                image_size(run_dir / step.screenshot)
+            except RecordError as error:  # its action still happened: it stays in the history
+                skipped.append(Skipped(where=where, reason=str(error)))
+                gappy.add(run_dir.name)
+                history.append(target)
+                continue
             samples.append(StepSample(
                 id=f"{run_dir.name}/{step.index}", episode=run_dir.name, step=len(history),
                 goal=run.meta.goal, image=run_dir / step.screenshot, target=target,

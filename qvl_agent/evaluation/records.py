@@ -8,6 +8,8 @@ with where it is, "FILE:LINE" or "FILE record N", for error messages.
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,15 +17,16 @@ from typing import Any
 from PIL import Image
 
 from qvl_agent.evaluation.samples import DatasetError, Skipped
+from qvl_agent.imaging import MAX_DECODED_PIXELS
 
 ANNOTATION_SUFFIXES = (".json", ".jsonl")
 
 
-def annotation_files(source: Path) -> list[Path]:
+def annotation_files(source: Path, suffixes: tuple[str, ...] = ANNOTATION_SUFFIXES) -> list[Path]:
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.suffix in ANNOTATION_SUFFIXES and p.is_file())
+        files = sorted(p for p in source.rglob("*") if p.suffix in suffixes and p.is_file())
         if not files:
-            raise DatasetError(f"{source} holds no .json or .jsonl annotation files")
+            raise DatasetError(f"{source} holds no {' or '.join(suffixes)} annotation files")
         return files
     if source.is_file():
         return [source]
@@ -62,9 +65,19 @@ def usable_records(source: Path, skipped: list[Skipped]) -> Iterator[tuple[Path,
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """Width and height from the image header (the pixels are not decoded)."""
-    with Image.open(path) as image:
-        return image.size
+    """Width and height from the image header (the pixels are not decoded): the cheap check,
+    before any model loads, that a record's screenshot is there and is an image."""
+    try:
+        with warnings.catch_warnings():  # Pillow warns past 89 MP; MAX_DECODED_PIXELS decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise RecordError(f"cannot read image {path}: {error}") from None
+    if width * height > MAX_DECODED_PIXELS:
+        raise RecordError(f"image {path} is {width}x{height}, more than the "
+                          f"{MAX_DECODED_PIXELS:,} pixels this program decodes")
+    return width, height
 
 
 def resolve_image(name: str, images: Path | None, annotation_file: Path) -> Path:
@@ -98,7 +111,18 @@ def numbers(value: Any, count: int, name: str) -> list[float]:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise RecordError(f'field "{name}" is not a list of numbers: {value!r}') from None
+    if isinstance(value, tuple):
+        value = list(value)
     if (not isinstance(value, list) or len(value) != count
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise RecordError(f'field "{name}" must hold {count} numbers, got {json.dumps(value)}')
+        raise RecordError(f'field "{name}" must hold {count} numbers, got {_shown(value)}')
+    if not all(math.isfinite(v) for v in value):  # JSON allows NaN and Infinity
+        raise RecordError(f'field "{name}" holds a number that is not finite: {value}')
     return [float(v) for v in value]
+
+
+def _shown(value: Any) -> str:
+    try:
+        return json.dumps(value)[:200]
+    except (TypeError, ValueError):
+        return repr(value)[:200]

@@ -40,6 +40,9 @@ class GroundingSample(BaseModel):
     # e.g. {"platform": "mobile", "type": "icon"} or Pro's group/application/ui_type
     split: dict[str, str] = Field(default_factory=dict)
     where: str = ""
+    # The (W, H) the annotation was made on, when the screenshot is another size and the box
+    # was scaled into the screenshot's pixels.
+    scaled_from: tuple[float, float] | None = None
 
 
 class Target(BaseModel):
@@ -77,6 +80,8 @@ class StepSample(BaseModel):
     # False when another step of this episode could not be read: no episode success for it.
     episode_complete: bool = True
     where: str = ""
+    # As GroundingSample.scaled_from: the screen size the actions and boxes were recorded on.
+    scaled_from: tuple[float, float] | None = None
 
 
 def mark_incomplete(samples: list[StepSample], episodes: set[str]) -> list[StepSample]:
