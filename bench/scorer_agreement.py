@@ -34,20 +34,26 @@ def main() -> int:
         pairs = aitw_verdicts(cases, scorer_cases.read_truths(cases, Path(folder) / "aitw"))
         agree = sum(ours == reference for ours, reference in pairs)
         matches = sum(reference for _, reference in pairs)
-        print(f"aitw: {agree}/{len(pairs)} agree with google-research check_actions_match "
-              f"({matches} matches, {len(pairs) - matches} misses; "
-              f"{time.perf_counter() - started:.1f} s)")
+        print(
+            f"aitw: {agree}/{len(pairs)} agree with google-research check_actions_match "
+            f"({matches} matches, {len(pairs) - matches} misses; "
+            f"{time.perf_counter() - started:.1f} s)"
+        )
         failed |= agree != len(pairs)
 
         started = time.perf_counter()
         cases = scorer_cases.aitz_cases(args.seed + 1, args.aitz)
         evaluator = ActionEvaluator("COAT", "bbox", fill_gt_click_point=True)
-        pairs = aitz_verdicts(cases, scorer_cases.read_truths(cases, Path(folder) / "aitz"), evaluator)
+        pairs = aitz_verdicts(
+            cases, scorer_cases.read_truths(cases, Path(folder) / "aitz"), evaluator
+        )
         agree = sum(ours == reference for ours, reference in pairs)
         matches = sum(reference[1] for _, reference in pairs)
-        print(f"aitz: {agree}/{len(pairs)} agree with CoAT evaluate.py (type and exact match; "
-              f"{matches} exact, {len(pairs) - matches} not; "
-              f"{time.perf_counter() - started:.1f} s)")
+        print(
+            f"aitz: {agree}/{len(pairs)} agree with CoAT evaluate.py (type and exact match; "
+            f"{matches} exact, {len(pairs) - matches} not; "
+            f"{time.perf_counter() - started:.1f} s)"
+        )
         failed |= agree != len(pairs)
     return 1 if failed else 0
 

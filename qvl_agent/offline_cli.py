@@ -102,7 +102,8 @@ def summary_line(metrics: dict) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
     if "accuracy" in metrics:
-        return (f"accuracy {percent(metrics['accuracy'])} (pooled) [{metrics['scorer']['name']}], "
+        return (f"accuracy {percent(metrics['accuracy'])} (pooled) "
+                f"[{metrics['scorer']['name']}], "
                 f"{percent(metrics['macro_accuracy'])} ({metrics['macro_accuracy_is']}); "
                 f"n={metrics['n']}, wrong format {metrics['wrong_format']}, skipped {metrics['skipped']}")
     episodes = metrics["episodes"]
@@ -116,7 +117,8 @@ def scorer_line(scorer: dict) -> str:
     if "reference" not in scorer:
         return f"scorer {scorer['name']}: our own rules"
     where = f"{scorer['reference']} {scorer['path']} @ {scorer['commit'][:12]}"
-    return f"scorer {scorer['name']}: {where}" + ("; variant noted in metrics.json" if "variant" in scorer else "")
+    variant = "; variant noted in metrics.json" if "variant" in scorer else ""
+    return f"scorer {scorer['name']}: {where}{variant}"
 
 
 # -- ground ---------------------------------------------------------------------------------------

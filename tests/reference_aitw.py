@@ -25,18 +25,27 @@ _TINY = np.finfo(np.float32).tiny
 
 def _flush(value):
     """XLA's CPU (and GPU) float32 arithmetic flushes subnormal inputs and results to zero."""
-    if isinstance(value, np.ndarray | np.floating) and value.dtype == np.float32:
-        return np.where(np.abs(value) < _TINY, np.float32(0), value).astype(np.float32)
+    if getattr(value, "dtype", None) != np.float32 or not value.size:
+        return value
+    if value.ndim == 0:
+        return np.float32(0) if abs(value) < _TINY else value
+    magnitude = np.abs(value)
+    if magnitude.min() < _TINY:
+        return np.where(magnitude < _TINY, np.float32(0), value).astype(np.float32)
     return value
 
 
 def _round_to_float32(exact: Fraction) -> np.float32:
     """The float32 nearest to ``exact`` (ties to even), from the exact value."""
     candidate = np.float32(float(exact))
+    if Fraction(float(candidate)) == exact:
+        return candidate
     below = np.nextafter(candidate, np.float32(-np.inf))
     above = np.nextafter(candidate, np.float32(np.inf))
-    best = min((below, candidate, above), key=lambda f: (abs(Fraction(float(f)) - exact),
-                                                         int(f.view(np.int32)) & 1))
+    best = min(
+        (below, candidate, above),
+        key=lambda f: (abs(Fraction(float(f)) - exact), int(f.view(np.int32)) & 1),
+    )
     return np.float32(best)
 
 
@@ -44,7 +53,8 @@ class _XlaFloat32(np.ndarray):
     """A float32 array whose arithmetic flushes subnormals to zero, as XLA computes."""
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        inputs = [_flush(i.view(np.ndarray) if isinstance(i, _XlaFloat32) else i) for i in inputs]
+        # Inputs need no flushing: every float32 here was flushed when it was made.
+        inputs = [i.view(np.ndarray) if isinstance(i, _XlaFloat32) else i for i in inputs]
         result = _flush(getattr(ufunc, method)(*inputs, **kwargs))
         if isinstance(result, np.ndarray) and result.dtype == np.float32:
             return result.view(_XlaFloat32)
@@ -58,7 +68,9 @@ class _Float32Numpy:
     @staticmethod
     def asarray(value):
         array = np.asarray(value)
-        return _flush(array.astype(np.float32)).view(_XlaFloat32) if array.dtype.kind == "f" else array
+        return (
+            _flush(array.astype(np.float32)).view(_XlaFloat32) if array.dtype.kind == "f" else array
+        )
 
     array = asarray
 
@@ -129,16 +141,20 @@ def _yx_in_bounding_boxes(yx, bounding_boxes):
     return jnp.logical_and(y >= top, y <= bottom) & jnp.logical_and(x >= left, x <= right)
 
 
-def _resize_annotation_bounding_boxes(annotation_positions, annotation_width_augment_fraction,
-                                      annotation_height_augment_fraction):
+def _resize_annotation_bounding_boxes(
+    annotation_positions, annotation_width_augment_fraction, annotation_height_augment_fraction
+):
     height_change = annotation_height_augment_fraction * annotation_positions[:, 2]
     width_change = annotation_width_augment_fraction * annotation_positions[:, 3]
-    return jnp.stack([
-        jnp.maximum(0, annotation_positions[:, 0] - (height_change / 2)),
-        jnp.maximum(0, annotation_positions[:, 1] - (width_change / 2)),
-        jnp.minimum(1, annotation_positions[:, 2] + height_change),
-        jnp.minimum(1, annotation_positions[:, 3] + width_change),
-    ], axis=1)
+    return jnp.stack(
+        [
+            jnp.maximum(0, annotation_positions[:, 0] - (height_change / 2)),
+            jnp.maximum(0, annotation_positions[:, 1] - (width_change / 2)),
+            jnp.minimum(1, annotation_positions[:, 2] + height_change),
+            jnp.minimum(1, annotation_positions[:, 3] + width_change),
+        ],
+        axis=1,
+    )
 
 
 def is_tap_action(normalized_start_yx, normalized_end_yx):
@@ -150,18 +166,22 @@ def _is_non_dual_point_action(action_type):
     return jnp.not_equal(action_type, ActionType.DUAL_POINT)
 
 
-def _check_tap_actions_match(tap_1_yx, tap_2_yx, annotation_positions,
-                             matching_tap_distance_threshold_screen_percentage,
-                             annotation_width_augment_fraction, annotation_height_augment_fraction):
+def _check_tap_actions_match(
+    tap_1_yx,
+    tap_2_yx,
+    annotation_positions,
+    matching_tap_distance_threshold_screen_percentage,
+    annotation_width_augment_fraction,
+    annotation_height_augment_fraction,
+):
     resized_annotation_positions = _resize_annotation_bounding_boxes(
-        annotation_positions, annotation_width_augment_fraction,
-        annotation_height_augment_fraction)
+        annotation_positions, annotation_width_augment_fraction, annotation_height_augment_fraction
+    )
     tap1_in_box = _yx_in_bounding_boxes(tap_1_yx, resized_annotation_positions)
     tap2_in_box = _yx_in_bounding_boxes(tap_2_yx, resized_annotation_positions)
     both_in_box = jnp.max(tap1_in_box & tap2_in_box)
-    within_threshold = (
-        jnp.linalg.norm(jnp.array(tap_1_yx) - jnp.array(tap_2_yx))
-        <= np.float32(matching_tap_distance_threshold_screen_percentage)
+    within_threshold = jnp.linalg.norm(jnp.array(tap_1_yx) - jnp.array(tap_2_yx)) <= np.float32(
+        matching_tap_distance_threshold_screen_percentage
     )
     return jnp.logical_or(both_in_box, within_threshold)
 
@@ -176,11 +196,18 @@ def _check_drag_actions_match(drag_1_touch_yx, drag_1_lift_yx, drag_2_touch_yx, 
     return jnp.equal(drag_1_main_axis, drag_2_main_axis)
 
 
-def check_actions_match(action_1_touch_yx, action_1_lift_yx, action_1_action_type,
-                        action_2_touch_yx, action_2_lift_yx, action_2_action_type,
-                        annotation_positions, tap_distance_threshold=_TAP_DISTANCE_THRESHOLD,
-                        annotation_width_augment_fraction=ANNOTATION_WIDTH_AUGMENT_FRACTION,
-                        annotation_height_augment_fraction=ANNOTATION_HEIGHT_AUGMENT_FRACTION):
+def check_actions_match(
+    action_1_touch_yx,
+    action_1_lift_yx,
+    action_1_action_type,
+    action_2_touch_yx,
+    action_2_lift_yx,
+    action_2_action_type,
+    annotation_positions,
+    tap_distance_threshold=_TAP_DISTANCE_THRESHOLD,
+    annotation_width_augment_fraction=ANNOTATION_WIDTH_AUGMENT_FRACTION,
+    annotation_height_augment_fraction=ANNOTATION_HEIGHT_AUGMENT_FRACTION,
+):
     action_1_touch_yx = jnp.asarray(action_1_touch_yx)
     action_1_lift_yx = jnp.asarray(action_1_lift_yx)
     action_2_touch_yx = jnp.asarray(action_2_touch_yx)
@@ -199,8 +226,12 @@ def check_actions_match(action_1_touch_yx, action_1_lift_yx, action_1_action_typ
         is_tap_action(action_2_touch_yx, action_2_lift_yx),
     )
     taps_match = _check_tap_actions_match(
-        action_1_touch_yx, action_2_touch_yx, annotation_positions, tap_distance_threshold,
-        annotation_width_augment_fraction, annotation_height_augment_fraction,
+        action_1_touch_yx,
+        action_2_touch_yx,
+        annotation_positions,
+        tap_distance_threshold,
+        annotation_width_augment_fraction,
+        annotation_height_augment_fraction,
     )
     taps_match = jnp.logical_and(is_tap, taps_match)
     drags_match = _check_drag_actions_match(

@@ -24,16 +24,56 @@ from tests import reference_aitw
 SIZES = [(1080, 2400), (540, 1200), (1440, 3120), (720, 1280), (1000, 1000), (1920, 1080)]
 F32 = np.float32
 # Our actions with no AITW type keep their own kind; the reference gets one number for each.
-OWN_KINDS = {"open": 100, "wait": 101, "answer": 102, "key": 103, "system_button:Menu": 104,
-             "right_click": 105, "double_click": 106, "scroll": 107}
+OWN_KINDS = {
+    "open": 100,
+    "wait": 101,
+    "answer": 102,
+    "key": 103,
+    "system_button:Menu": 104,
+    "right_click": 105,
+    "double_click": 106,
+    "scroll": 107,
+}
 BUTTONS = {5: "Back", 6: "Home", 7: "Enter"}
 STATUS = {10: "success", 11: "failure"}
-CANONICAL = {"up": ([0.8, 0.5], [0.2, 0.5]), "down": ([0.2, 0.5], [0.8, 0.5]),
-             "left": ([0.5, 0.8], [0.5, 0.2]), "right": ([0.5, 0.2], [0.5, 0.8])}
-WORDS = ["milk", "Buy milk", "buy  milk", " buy milk ", "BUY MILK", "buy milc", "bye mail",
-         "café", "cafe\u0301", "CAFÉ", "naïve", "日本語", "日本", "straße", "STRASSE", "👍 ok",
-         "ok", "search for shoes", "search for shoe", "Search For Shoes", "shoes", "",
-         "abcde", "abcdx", "abxyz", "hello world", "hello\tworld", "hello world!", "a", "b"]
+CANONICAL = {
+    "up": ([0.8, 0.5], [0.2, 0.5]),
+    "down": ([0.2, 0.5], [0.8, 0.5]),
+    "left": ([0.5, 0.8], [0.5, 0.2]),
+    "right": ([0.5, 0.2], [0.5, 0.8]),
+}
+WORDS = [
+    "milk",
+    "Buy milk",
+    "buy  milk",
+    " buy milk ",
+    "BUY MILK",
+    "buy milc",
+    "bye mail",
+    "café",
+    "cafe\u0301",
+    "CAFÉ",
+    "naïve",
+    "日本語",
+    "日本",
+    "straße",
+    "STRASSE",
+    "👍 ok",
+    "ok",
+    "search for shoes",
+    "search for shoe",
+    "Search For Shoes",
+    "shoes",
+    "",
+    "abcde",
+    "abcdx",
+    "abxyz",
+    "hello world",
+    "hello\tworld",
+    "hello world!",
+    "a",
+    "b",
+]
 
 
 def f32(value: float) -> float:
@@ -79,8 +119,9 @@ def random_boxes(rng: random.Random, size) -> list[list[int]]:
 
 def positions(boxes, size) -> np.ndarray:
     width, height = size
-    return np.array([[y / height, x / width, h / height, w / width] for y, x, h, w in boxes],
-                    dtype=np.float64)
+    return np.array(
+        [[y / height, x / width, h / height, w / width] for y, x, h, w in boxes], dtype=np.float64
+    )
 
 
 # -- AITW -----------------------------------------------------------------------------------------
@@ -101,8 +142,7 @@ class Case:
 
 def _edge_points(rng, boxes, size):
     """Two float32 points on or next to the edges of one enlarged box, as AITW enlarges it."""
-    resized = reference_aitw._resize_annotation_bounding_boxes(
-        positions(boxes, size), 1.4, 1.4)
+    resized = reference_aitw._resize_annotation_bounding_boxes(positions(boxes, size), 1.4, 1.4)
     top, left, height, width = (F32(v) for v in resized[rng.randrange(len(boxes))])
     ys = [float(top), float(top + height), float(top + height * F32(rng.random()))]
     xs = [float(left), float(left + width), float(left + width * F32(rng.random()))]
@@ -111,11 +151,22 @@ def _edge_points(rng, boxes, size):
 
 def _tap_near(rng, origin):
     """A point about 0.14 from ``origin``: along an axis, on the diagonal, or anywhere."""
-    angle = rng.choice((0, math.pi / 2, math.pi, -math.pi / 2, math.pi / 4, 3 * math.pi / 4,
-                        rng.uniform(-math.pi, math.pi)))
+    angle = rng.choice(
+        (
+            0,
+            math.pi / 2,
+            math.pi,
+            -math.pi / 2,
+            math.pi / 4,
+            3 * math.pi / 4,
+            rng.uniform(-math.pi, math.pi),
+        )
+    )
     distance = rng.choice((0.14, 0.14, rng.uniform(0, 0.3)))
-    return (near(origin[0] + distance * math.sin(angle), rng),
-            near(origin[1] + distance * math.cos(angle), rng))
+    return (
+        near(origin[0] + distance * math.sin(angle), rng),
+        near(origin[1] + distance * math.cos(angle), rng),
+    )
 
 
 def _short_gesture(rng, touch):
@@ -124,8 +175,10 @@ def _short_gesture(rng, touch):
         return touch
     angle = rng.choice((0, math.pi / 2, math.pi / 4, rng.uniform(-math.pi, math.pi)))
     length = rng.choice((0.04, 0.04, rng.uniform(0, 0.08)))
-    return (near(touch[0] + length * math.sin(angle), rng),
-            near(touch[1] + length * math.cos(angle), rng))
+    return (
+        near(touch[0] + length * math.sin(angle), rng),
+        near(touch[1] + length * math.cos(angle), rng),
+    )
 
 
 def _swipe(rng, touch=None):
@@ -145,7 +198,9 @@ def _swipe(rng, touch=None):
 
 def _predicted_gesture(rng, touch, lift, size) -> Target:
     if touch == lift:
-        return Target(action=rng.choice(("click", "long_press", "left_click")), point=px(touch, size))
+        return Target(
+            action=rng.choice(("click", "long_press", "left_click")), point=px(touch, size)
+        )
     return Target(action="swipe", point=px(touch, size), point2=px(lift, size))
 
 
@@ -168,9 +223,13 @@ def _non_gesture(rng) -> tuple[Target, int]:
 
 
 def _aitz_record(action_type, touch=(-1.0, -1.0), lift=(-1.0, -1.0), text="", boxes=()):
-    return {"result_action_type": action_type, "result_touch_yx": json.dumps(list(touch)),
-            "result_lift_yx": json.dumps(list(lift)), "result_action_text": text,
-            "ui_positions": json.dumps([list(b) for b in boxes])}
+    return {
+        "result_action_type": action_type,
+        "result_touch_yx": json.dumps(list(touch)),
+        "result_lift_yx": json.dumps(list(lift)),
+        "result_action_text": text,
+        "ui_positions": json.dumps([list(b) for b in boxes]),
+    }
 
 
 def aitw_cases(seed: int, count: int) -> list[Case]:
@@ -215,16 +274,26 @@ def aitw_cases(seed: int, count: int) -> list[Case]:
                 case.truth = Target(action="swipe", direction=direction)
             else:
                 truth_touch, truth_lift = _swipe(rng)
-                case.truth = Target(action="swipe", point=px(truth_touch, size),
-                                    point2=px(truth_lift, size), direction="up")
+                case.truth = Target(
+                    action="swipe",
+                    point=px(truth_touch, size),
+                    point2=px(truth_lift, size),
+                    direction="up",
+                )
         elif truth_type == 4:
             case.record = _aitz_record(4, truth_touch, truth_lift, boxes=boxes)
         elif truth_type in OWN_KINDS.values():
             case.truth = truth
         else:
             case.record = _aitz_record(truth_type, text=truth.text or "", boxes=boxes)
-        case.reference_args = (list(pred_touch), list(pred_lift), pred_type,
-                               list(truth_touch), list(truth_lift), truth_type)
+        case.reference_args = (
+            list(pred_touch),
+            list(pred_lift),
+            pred_type,
+            list(truth_touch),
+            list(truth_lift),
+            truth_type,
+        )
         cases.append(case)
     return cases
 
@@ -247,11 +316,15 @@ def _coat_prediction(rng, truth_record, size):
     if rng.random() < 0.7:  # mostly the truth's own kind, so that the details get judged
         action_type = truth_record["result_action_type"]
         if action_type == 4:
-            touch, lift = (json.loads(truth_record[k]) for k in ("result_touch_yx", "result_lift_yx"))
+            touch, lift = (
+                json.loads(truth_record[k]) for k in ("result_touch_yx", "result_lift_yx")
+            )
             tap = reference_aitw.is_tap_action(np.array(touch), np.array(lift))
             kind = rng.choice(("click", "click_point")) if tap else "scroll"
         else:
-            kind = {3: "type", 5: "press", 6: "press", 7: "press", 10: "stop", 11: "stop"}[action_type]
+            kind = {3: "type", 5: "press", 6: "press", 7: "press", 10: "stop", 11: "stop"}[
+                action_type
+            ]
     if kind in ("click", "click_point"):
         boxes = json.loads(truth_record["ui_positions"])
         y, x, h, w = rng.choice(boxes)
@@ -265,32 +338,63 @@ def _coat_prediction(rng, truth_record, size):
             return {"ACTION": "CLICK", "ARGS": {"bbox": point + point}}, ours
         half_w = rng.choice((w / width * 500, w / width * 600, rng.uniform(0, 100)))
         half_h = rng.choice((h / height * 500, h / height * 600, rng.uniform(0, 100)))
-        bbox = [round(v, rng.choice((0, 2))) for v in (cx - half_w, cy - half_h, cx + half_w, cy + half_h)]
-        pixels = (bbox[0] / 1000 * width, bbox[1] / 1000 * height,
-                  bbox[2] / 1000 * width, bbox[3] / 1000 * height)
-        ours = Target(action="click", point=((pixels[0] + pixels[2]) / 2, (pixels[1] + pixels[3]) / 2),
-                      boxes=[pixels])
+        bbox = [
+            round(v, rng.choice((0, 2)))
+            for v in (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+        ]
+        pixels = (
+            bbox[0] / 1000 * width,
+            bbox[1] / 1000 * height,
+            bbox[2] / 1000 * width,
+            bbox[3] / 1000 * height,
+        )
+        ours = Target(
+            action="click",
+            point=((pixels[0] + pixels[2]) / 2, (pixels[1] + pixels[3]) / 2),
+            boxes=[pixels],
+        )
         return {"ACTION": "CLICK", "ARGS": {"bbox": bbox}}, ours
     if kind == "scroll":
         touch, lift = _swipe(rng)
         if truth_record["result_action_type"] == 4 and rng.random() < 0.5:  # along the truth
-            touch, lift = (tuple(json.loads(truth_record[k])) for k in ("result_touch_yx", "result_lift_yx"))
-        return ({"ACTION": "SCROLL", "ARGS": {"direction": _coat_word(touch, lift)}},
-                Target(action="swipe", point=px(touch, size), point2=px(lift, size)))
+            touch, lift = (
+                tuple(json.loads(truth_record[k])) for k in ("result_touch_yx", "result_lift_yx")
+            )
+        return (
+            {"ACTION": "SCROLL", "ARGS": {"direction": _coat_word(touch, lift)}},
+            Target(action="swipe", point=px(touch, size), point2=px(lift, size)),
+        )
     if kind == "type":
         text = rng.choice(WORDS)
         return {"ACTION": "TYPE", "ARGS": {"text": text}}, Target(action="type", text=text)
     if kind == "press":
-        button = rng.choice(("Back", "Home", "Enter", "Menu", BUTTONS.get(truth_record["result_action_type"], "Back")))
-        return {"ACTION": f"PRESS_{button.upper()}", "ARGS": {}}, Target(action="system_button", button=button)
+        button = rng.choice(
+            (
+                "Back",
+                "Home",
+                "Enter",
+                "Menu",
+                BUTTONS.get(truth_record["result_action_type"], "Back"),
+            )
+        )
+        return {"ACTION": f"PRESS_{button.upper()}", "ARGS": {}}, Target(
+            action="system_button", button=button
+        )
     if kind == "stop":
-        return {"ACTION": "STOP", "ARGS": {}}, Target(action="terminate", text=rng.choice(("success", "failure")))
+        return {"ACTION": "STOP", "ARGS": {}}, Target(
+            action="terminate", text=rng.choice(("success", "failure"))
+        )
     name = rng.choice(("open", "wait", "long_press"))
-    ours = Target(action=name, text="Settings" if name == "open" else None,
-                  point=(10.0, 10.0) if name == "long_press" else None)
+    ours = Target(
+        action=name,
+        text="Settings" if name == "open" else None,
+        point=(10.0, 10.0) if name == "long_press" else None,
+    )
     # Names CoAT's action_map gives no type (it would read "LONG_PRESS" as a press).
-    return {"ACTION": {"open": "OPEN_APP", "wait": "WAIT", "long_press": "LONG_TAP"}[name],
-            "ARGS": {}}, ours
+    return {
+        "ACTION": {"open": "OPEN_APP", "wait": "WAIT", "long_press": "LONG_TAP"}[name],
+        "ARGS": {},
+    }, ours
 
 
 def aitz_cases(seed: int, count: int) -> list[Case]:
@@ -310,16 +414,30 @@ def aitz_cases(seed: int, count: int) -> list[Case]:
         if action_type == 3:
             text = rng.choice(WORDS)
         record = _aitz_record(action_type, touch, lift, text, boxes)
-        reference = dict(record, image_size=size, ui_positions=boxes,
-                         ui_text=[""] * len(boxes), ui_types=["TEXT"] * len(boxes))
+        reference = dict(
+            record,
+            image_size=size,
+            ui_positions=boxes,
+            ui_text=[""] * len(boxes),
+            ui_types=["TEXT"] * len(boxes),
+        )
         description = extract_gt_action(reference)[0]
         if isinstance(description, tuple):  # a click: CoAT's labels say "click on <element>"
             description = "click on the element"
         reference["coat_action_desc"] = description
         prediction, predicted = _coat_prediction(rng, record, size)
-        cases.append(Case("aitz", size, boxes, predicted, (), record=record,
-                          reference_record=reference,
-                          prediction={"action_predict": {"COAT": {"bbox": prediction}}}))
+        cases.append(
+            Case(
+                "aitz",
+                size,
+                boxes,
+                predicted,
+                (),
+                record=record,
+                reference_record=reference,
+                prediction={"action_predict": {"COAT": {"bbox": prediction}}},
+            )
+        )
     return cases
 
 
@@ -335,8 +453,15 @@ def read_truths(cases: list[Case], folder: Path) -> list[StepSample]:
     records: list[dict[str, Any]] = []
     for index, case in enumerate(cases):
         if case.record is not None:
-            records.append(dict(case.record, episode_id=f"e{index}", step_id=0, instruction="g",
-                                image_path=f"{case.size[0]}x{case.size[1]}.png"))
+            records.append(
+                dict(
+                    case.record,
+                    episode_id=f"e{index}",
+                    step_id=0,
+                    instruction="g",
+                    image_path=f"{case.size[0]}x{case.size[1]}.png",
+                )
+            )
     (folder / "steps.json").write_text(json.dumps(records))
     samples, skipped = read_aitz(folder / "steps.json", folder)
     assert not skipped, skipped[:3]
@@ -347,6 +472,15 @@ def read_truths(cases: list[Case], folder: Path) -> list[StepSample]:
             truths.append(read[f"e{index}"])
         else:
             ui_boxes = [(x, y, x + w, y + h) for y, x, h, w in case.boxes]
-            truths.append(StepSample(id=str(index), episode=str(index), step=0, goal="g",
-                                     image=folder / "x.png", target=case.truth, ui_boxes=ui_boxes))
+            truths.append(
+                StepSample(
+                    id=str(index),
+                    episode=str(index),
+                    step=0,
+                    goal="g",
+                    image=folder / "x.png",
+                    target=case.truth,
+                    ui_boxes=ui_boxes,
+                )
+            )
     return truths

@@ -248,7 +248,8 @@ def test_aitz_type_and_exact_match_with_the_aitw_scorer(aitz, tmp_path):
     assert metrics["scorer"]["name"] == "aitw" and metrics["n"] == 6
     assert metrics["scorer"]["reference"] == "google-research/google-research"
     assert metrics["scorer"]["commit"] == "8d8a4f1b27753c7580d16261a1468b3d6ad2c3d3"
-    assert "[aitw]" in result.stdout and "scorer aitw: google-research/google-research" in result.stdout
+    assert "[aitw]" in result.stdout
+    assert "scorer aitw: google-research/google-research" in result.stdout
     # PRESS_HOME and PRESS_BACK are two AITW action types: the Home answer misses its type.
     assert metrics["type_match"] == pytest.approx(5 / 6, abs=1e-5)
     assert metrics["exact_match"] == pytest.approx(5 / 6, abs=1e-5)
@@ -258,8 +259,9 @@ def test_aitz_type_and_exact_match_with_the_aitw_scorer(aitz, tmp_path):
     assert metrics["episodes"] == {"n": 1, "success_rate": 0.0, "goal_progress": 0.6, "left_out_incomplete": 1}
     assert metrics["per_action"]["system_button"] == {"n": 1, "type_match": 0.0, "exact_match": 0.0}
     # Our strict rules also check the typed text: "Bread" is not "milk".
-    strict = qvl("eval", "--format", "aitz", "--annotations", str(aitz), "--model", f"scripted:{script}",
-                 "--max-pixels", str(SMALL), "--out", str(tmp_path / "strict"), "--scorer", "strict")
+    strict = qvl("eval", "--format", "aitz", "--annotations", str(aitz), "--scorer", "strict",
+                 "--model", f"scripted:{script}", "--max-pixels", str(SMALL),
+                 "--out", str(tmp_path / "strict"))
     assert strict.returncode == 0, strict.stderr
     metrics = json.loads((tmp_path / "strict" / "metrics.json").read_text())
     assert metrics["scorer"]["name"] == "strict" and "reference" not in metrics["scorer"]

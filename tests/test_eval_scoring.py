@@ -14,8 +14,15 @@ SIZE = (1000, 2000)  # width, height of the screenshot
 
 
 def step(target: Target, ui_boxes=()) -> StepSample:
-    return StepSample(id="e/0", episode="e", step=0, goal="g", image="x.png", target=target,
-                      ui_boxes=list(ui_boxes))
+    return StepSample(
+        id="e/0",
+        episode="e",
+        step=0,
+        goal="g",
+        image="x.png",
+        target=target,
+        ui_boxes=list(ui_boxes),
+    )
 
 
 def exact(scorer: str, predicted: Target, target: Target, ui_boxes=(), size=SIZE) -> bool:
@@ -75,8 +82,12 @@ def test_augmentation_clips_the_corner_and_keeps_its_size(scorer):
 
 def aitz_tap(touch_yx, lift_yx):
     """A ground-truth AITZ tap as the reader gives it: the lift point, and the raw gesture."""
-    return Target(action="click", point=(lift_yx[1] * SIZE[0], lift_yx[0] * SIZE[1]),
-                  touch_yx=touch_yx, lift_yx=lift_yx)
+    return Target(
+        action="click",
+        point=(lift_yx[1] * SIZE[0], lift_yx[0] * SIZE[1]),
+        touch_yx=touch_yx,
+        lift_yx=lift_yx,
+    )
 
 
 def test_aitw_compares_the_touch_point_not_the_lift_point():
@@ -111,12 +122,18 @@ def test_aitw_matches_swipes_on_their_axis_whatever_the_sign():
 def test_aitw_a_direction_only_swipe_is_a_canonical_drag():
     # AndroidControl gives only a direction: it is SeeClick's canonical drag along that axis.
     assert exact("aitw", swipe((300, 1800), (300, 200)), Target(action="swipe", direction="down"))
-    assert not exact("aitw", swipe((100, 1000), (900, 1000)), Target(action="swipe", direction="down"))
+    assert not exact(
+        "aitw", swipe((100, 1000), (900, 1000)), Target(action="swipe", direction="down")
+    )
 
 
 def test_aitw_compares_typing_and_status_by_type_only():
-    assert exact("aitw", Target(action="type", text="bye mail"), Target(action="type", text="buy milk"))
-    assert not exact("strict", Target(action="type", text="bye mail"), Target(action="type", text="buy milk"))
+    assert exact(
+        "aitw", Target(action="type", text="bye mail"), Target(action="type", text="buy milk")
+    )
+    assert not exact(
+        "strict", Target(action="type", text="bye mail"), Target(action="type", text="buy milk")
+    )
     done = Target(action="terminate", text="success")
     assert exact("aitw", Target(action="terminate", text="success"), done)
     # Completion and impossibility are two AITW action types (10 and 11).
@@ -130,8 +147,11 @@ def test_aitw_kinds_without_an_aitw_type_match_only_themselves():
     assert exact("aitw", Target(action="open", text="Maps"), Target(action="open", text="Clock"))
     assert exact("aitw", Target(action="wait"), Target(action="wait"))
     assert not exact("aitw", Target(action="wait"), Target(action="open", text="Clock"))
-    assert not exact("aitw", Target(action="system_button", button="Menu"),
-                     Target(action="system_button", button="Back"))
+    assert not exact(
+        "aitw",
+        Target(action="system_button", button="Menu"),
+        Target(action="system_button", button="Back"),
+    )
 
 
 def test_aitw_a_long_press_is_a_tap_like_any_other():
@@ -177,20 +197,32 @@ def test_strict_swipes_compare_the_finger_direction_on_the_normalised_screen():
     assert exact("strict", swipe((500, 1500), (500, 500), direction="up"), up)
     assert not exact("strict", Target(action="swipe", direction="down"), up)
     # 600 px up and 500 px across on a 1000x2000 screen: 0.3 of the height, 0.5 of the width.
-    assert exact("strict", swipe((200, 1600), (700, 1000)), Target(action="swipe", direction="right"))
+    assert exact(
+        "strict", swipe((200, 1600), (700, 1000)), Target(action="swipe", direction="right")
+    )
 
 
-@pytest.mark.parametrize("scorer, predicted, expected", [
-    ("strict", "buy milk", True), ("strict", "Buy Milk please", True),
-    ("strict", "buy milc", True),  # Levenshtein ratio 0.875 > 0.8
-    ("strict", "bye mail", False),
-    ("aitz", "buy milk", True), ("aitz", "Buy Milk please", False),  # raw strings: no substring
-    ("aitz", "buy milc", True), ("aitz", "Buy Milk", False),  # ratio 0.75 on the raw strings
-    ("aitz", "buy milk ", True),  # "buy milk" is in it
-    ("norm1000", "buy milk", True), ("norm1000", "milk", True),  # F1 = 2/3
-    ("norm1000", "buy", True), ("norm1000", "oat", False),
-    ("box", "milk", True), ("box", "buy milk now", True), ("box", "buy milc", False),
-])
+@pytest.mark.parametrize(
+    "scorer, predicted, expected",
+    [
+        ("strict", "buy milk", True),
+        ("strict", "Buy Milk please", True),
+        ("strict", "buy milc", True),  # Levenshtein ratio 0.875 > 0.8
+        ("strict", "bye mail", False),
+        ("aitz", "buy milk", True),
+        ("aitz", "Buy Milk please", False),  # raw strings: no substring
+        ("aitz", "buy milc", True),
+        ("aitz", "Buy Milk", False),  # ratio 0.75 on the raw strings
+        ("aitz", "buy milk ", True),  # "buy milk" is in it
+        ("norm1000", "buy milk", True),
+        ("norm1000", "milk", True),  # F1 = 2/3
+        ("norm1000", "buy", True),
+        ("norm1000", "oat", False),
+        ("box", "milk", True),
+        ("box", "buy milk now", True),
+        ("box", "buy milc", False),
+    ],
+)
 def test_typed_text_per_scorer(scorer, predicted, expected):
     target = Target(action="type", text="buy milk")
     assert exact(scorer, Target(action="type", text=predicted), target) is expected
@@ -206,7 +238,10 @@ def test_buttons_waits_and_status():
     assert exact("strict", Target(action="system_button", button="back"), back)
     assert not exact("strict", Target(action="system_button", button="Home"), back)
     assert exact("norm1000", Target(action="wait"), Target(action="wait"))
-    success, failure = Target(action="terminate", text="success"), Target(action="terminate", text="failure")
+    success, failure = (
+        Target(action="terminate", text="success"),
+        Target(action="terminate", text="failure"),
+    )
     assert exact("box", failure, success)  # box and norm1000: the kind alone
     assert not exact("strict", failure, success) and exact("strict", success, success)
     assert exact("aitz", failure, success)  # CoAT: STOP is enough
@@ -238,7 +273,13 @@ def test_aitz_a_point_answer_is_a_zero_size_box():
 
 def test_aitz_scroll_words_follow_the_truths_09_rule():
     # Truth: 0.3 down and 0.32 across: vertical for CoAT (0.3 >= 0.9 * 0.32), finger down.
-    truth = Target(action="swipe", point=(0, 0), point2=(1, 1), direction="down",
-                   touch_yx=(0.2, 0.2), lift_yx=(0.5, 0.52))
+    truth = Target(
+        action="swipe",
+        point=(0, 0),
+        point2=(1, 1),
+        direction="down",
+        touch_yx=(0.2, 0.2),
+        lift_yx=(0.5, 0.52),
+    )
     assert exact("aitz", swipe((500, 400), (500, 1600)), truth)
     assert not exact("aitz", swipe((500, 1600), (500, 400)), truth)  # up: another word

@@ -41,8 +41,10 @@ TAP_ACTIONS = ("click", "long_press", "left_click")
 # A swipe known only by its finger direction (AndroidControl): SeeClick's canonical drags,
 # touch -> lift in (y, x). Only the main axis counts for AITW.
 CANONICAL_SWIPES = {
-    "up": ((0.8, 0.5), (0.2, 0.5)), "down": ((0.2, 0.5), (0.8, 0.5)),
-    "left": ((0.5, 0.8), (0.5, 0.2)), "right": ((0.5, 0.2), (0.5, 0.8)),
+    "up": ((0.8, 0.5), (0.2, 0.5)),
+    "down": ((0.2, 0.5), (0.8, 0.5)),
+    "left": ((0.5, 0.8), (0.5, 0.2)),
+    "right": ((0.5, 0.2), (0.5, 0.8)),
 }
 
 _F32 = np.float32
@@ -59,16 +61,24 @@ class AitwAction:
 
 
 _TINY = np.finfo(_F32).tiny
+_ZERO = _F32(0)
+Yx = tuple[np.float32, np.float32]
 
 
-def _ftz(values) -> np.ndarray:
+def _ftz(value):
     """XLA's float32 arithmetic (CPU and GPU) flushes subnormal inputs and results to zero."""
-    values = np.asarray(values, dtype=_F32)
-    return np.where(np.abs(values) < _TINY, _F32(0), values).astype(_F32)
+    if isinstance(value, np.ndarray):
+        return np.where(np.abs(value) < _TINY, _ZERO, value).astype(_F32)
+    return _ZERO if abs(value) < _TINY else value
 
 
-def _f32(point) -> np.ndarray:
-    return _ftz(point)
+def _f32(point) -> Yx:
+    """A (y, x) point as the float32 pair JAX makes of it."""
+    return _ftz(_F32(point[0])), _ftz(_F32(point[1]))
+
+
+def _delta(a: Yx, b: Yx) -> Yx:
+    return _ftz(a[0] - b[0]), _ftz(a[1] - b[1])
 
 
 def _fma32(a: float, b: float, c: float) -> np.float32:
@@ -87,17 +97,13 @@ def _fma32(a: float, b: float, c: float) -> np.float32:
     return rounded
 
 
-def _norm(vector: np.ndarray) -> np.float32:
+def _norm(vector: Yx) -> np.float32:
     """``jnp.linalg.norm`` of a float32 (y, x) vector as JAX computes it, eagerly, on a CPU:
     XLA fuses the sum of squares into one multiply-add, sqrt(fma(y, y, x * x)), in float32
     (a plain float32 sum can differ in the last bit, and so flip a verdict at 0.04 or 0.14)."""
-    y, x = (float(v) for v in _ftz(vector))
-    x_squared = float(_ftz(_F32(x) * _F32(x)))
-    return np.sqrt(_ftz(_fma32(y, y, x_squared)), dtype=_F32)
-
-
-def _delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return _ftz(a - b)
+    y, x = vector
+    x_squared = float(_ftz(x * x))
+    return np.sqrt(_ftz(_fma32(float(y), float(y), x_squared)), dtype=_F32)
 
 
 def is_tap_action(touch_yx, lift_yx) -> bool:
@@ -110,15 +116,18 @@ def resize_annotation_boxes(positions: np.ndarray) -> np.ndarray:
     clipped, not the far edge)."""
     height_change = ANNOTATION_HEIGHT_AUGMENT_FRACTION * positions[:, 2]
     width_change = ANNOTATION_WIDTH_AUGMENT_FRACTION * positions[:, 3]
-    return np.stack([
-        np.maximum(0, _ftz(positions[:, 0] - height_change / 2)),
-        np.maximum(0, _ftz(positions[:, 1] - width_change / 2)),
-        np.minimum(1, _ftz(positions[:, 2] + height_change)),
-        np.minimum(1, _ftz(positions[:, 3] + width_change)),
-    ], axis=1).astype(_F32)
+    return np.stack(
+        [
+            np.maximum(0, _ftz(positions[:, 0] - height_change / 2)),
+            np.maximum(0, _ftz(positions[:, 1] - width_change / 2)),
+            np.minimum(1, _ftz(positions[:, 2] + height_change)),
+            np.minimum(1, _ftz(positions[:, 3] + width_change)),
+        ],
+        axis=1,
+    ).astype(_F32)
 
 
-def _in_boxes(yx: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def _in_boxes(yx: Yx, boxes: np.ndarray) -> np.ndarray:
     """Edges included; bottom = top + height, right = left + width, in float32."""
     y, x = yx
     top, left, height, width = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
@@ -138,9 +147,12 @@ def taps_match(tap_1_yx, tap_2_yx, positions: np.ndarray) -> bool:
 
 def drags_match(touch_1_yx, lift_1_yx, touch_2_yx, lift_2_yx) -> bool:
     """The same main axis (y on a tie, as argmax takes the first); the sign is not compared."""
-    axis_1 = int(np.argmax(np.abs(_delta(_f32(lift_1_yx), _f32(touch_1_yx)))))
-    axis_2 = int(np.argmax(np.abs(_delta(_f32(lift_2_yx), _f32(touch_2_yx)))))
-    return axis_1 == axis_2
+    return _main_axis(touch_1_yx, lift_1_yx) == _main_axis(touch_2_yx, lift_2_yx)
+
+
+def _main_axis(touch_yx, lift_yx) -> int:
+    dy, dx = _delta(_f32(lift_yx), _f32(touch_yx))
+    return 0 if abs(dy) >= abs(dx) else 1  # argmax: the first of equal maxima
 
 
 def check_actions_match(predicted: AitwAction, truth: AitwAction, positions: np.ndarray) -> bool:
@@ -181,8 +193,9 @@ def aitw_action(target: Target, size: tuple[int, int]) -> AitwAction:
         return AitwAction(DUAL_POINT, point, point)
     if kind == "swipe":
         if target.point is not None and target.point2 is not None:
-            return AitwAction(DUAL_POINT, normalised_yx(target.point, size),
-                              normalised_yx(target.point2, size))
+            return AitwAction(
+                DUAL_POINT, normalised_yx(target.point, size), normalised_yx(target.point2, size)
+            )
         if target.direction is not None:
             return AitwAction(DUAL_POINT, *CANONICAL_SWIPES[target.direction])
     if kind == "type":
@@ -199,6 +212,8 @@ def aitw_action(target: Target, size: tuple[int, int]) -> AitwAction:
 def annotation_positions(ui_boxes: list[Box], size: tuple[int, int]) -> np.ndarray:
     """Our UI boxes (x1, y1, x2, y2 pixels) as AITW's normalised (y, x, height, width), float64."""
     width, height = size
-    rows = [(y1 / height, x1 / width, (y2 - y1) / height, (x2 - x1) / width)
-            for x1, y1, x2, y2 in ui_boxes]
+    rows = [
+        (y1 / height, x1 / width, (y2 - y1) / height, (x2 - x1) / width)
+        for x1, y1, x2, y2 in ui_boxes
+    ]
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)

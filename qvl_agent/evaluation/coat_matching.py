@@ -54,14 +54,19 @@ def levenshtein_ratio(a: str, b: str) -> float:
     for char in a:
         current = [0]
         for j, other in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if char == other else max(previous[j], current[j - 1]))
+            current.append(
+                previous[j - 1] + 1 if char == other else max(previous[j], current[j - 1])
+            )
         previous = current
     return 1 - (total - 2 * previous[-1]) / total
 
 
 def text_match(predicted: str, truth: str) -> bool:
-    return (predicted in truth or truth in predicted
-            or levenshtein_ratio(predicted, truth) > TEXT_RATIO_THRESHOLD)
+    return (
+        predicted in truth
+        or truth in predicted
+        or levenshtein_ratio(predicted, truth) > TEXT_RATIO_THRESHOLD
+    )
 
 
 def enlarge_boxes(boxes, scale: float = ENLARGE) -> np.ndarray:
@@ -70,8 +75,9 @@ def enlarge_boxes(boxes, scale: float = ENLARGE) -> np.ndarray:
     x_min, y_min, x_max, y_max = array[:, 0], array[:, 1], array[:, 2], array[:, 3]
     x_center, y_center = (x_min + x_max) / 2, (y_min + y_max) / 2
     width, height = (x_max - x_min) * scale, (y_max - y_min) * scale
-    return np.vstack((x_center - width / 2, y_center - height / 2,
-                      x_center + width / 2, y_center + height / 2)).T
+    return np.vstack(
+        (x_center - width / 2, y_center - height / 2, x_center + width / 2, y_center + height / 2)
+    ).T
 
 
 def intersect_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
