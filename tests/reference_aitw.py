@@ -15,7 +15,6 @@ given as SeeClick's ``agent_tasks/aitw_test.py`` gives them: points as lists of 
 """
 
 import enum
-from fractions import Fraction
 
 import numpy as np
 
@@ -35,18 +34,21 @@ def _flush(value):
     return value
 
 
-def _round_to_float32(exact: Fraction) -> np.float32:
-    """The float32 nearest to ``exact`` (ties to even), from the exact value."""
-    candidate = np.float32(float(exact))
-    if Fraction(float(candidate)) == exact:
-        return candidate
-    below = np.nextafter(candidate, np.float32(-np.inf))
-    above = np.nextafter(candidate, np.float32(np.inf))
-    best = min(
-        (below, candidate, above),
-        key=lambda f: (abs(Fraction(float(f)) - exact), int(f.view(np.int32)) & 1),
-    )
-    return np.float32(best)
+def _fma_float32(a: float, b: float, c: float) -> np.float32:
+    """fma(a, b, c) for float32 values, rounded once to float32. a * b is exact in float64;
+    TwoSum gives the exact error of adding c, which settles a float64 result that lies
+    exactly halfway between two float32 numbers (the only case double rounding gets wrong)."""
+    product = a * b
+    total = product + c
+    c_part = total - product
+    error = (product - (total - c_part)) + (c - c_part)
+    rounded = np.float32(total)
+    if error and float(rounded) != total:
+        other = np.nextafter(rounded, np.float32(np.inf if total > float(rounded) else -np.inf))
+        halfway = total - float(rounded) == float(other) - total
+        if halfway and (error > 0) == (float(other) > total):
+            rounded = other
+    return rounded
 
 
 class _XlaFloat32(np.ndarray):
@@ -81,7 +83,7 @@ class _Float32Numpy:
             fused into one multiply-add, sqrt(fma(v0, v0, v1 * v1)) (JAX 0.10.2, checked)."""
             v0, v1 = (float(v) for v in _Float32Numpy.asarray(vector))
             square = float(_flush(np.float32(v1) * np.float32(v1)))
-            fused = _round_to_float32(Fraction(v0) * Fraction(v0) + Fraction(square))
+            fused = _fma_float32(v0, v0, square)
             return _flush(np.sqrt(_flush(fused)))
 
     @staticmethod

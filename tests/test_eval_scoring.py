@@ -283,3 +283,36 @@ def test_aitz_scroll_words_follow_the_truths_09_rule():
     )
     assert exact("aitz", swipe((500, 400), (500, 1600)), truth)
     assert not exact("aitz", swipe((500, 1600), (500, 400)), truth)  # up: another word
+
+
+# -- which scorer an eval uses, and resuming across rule changes -------------------------------
+
+
+def test_each_format_gets_its_default_scorer_and_grounding_refuses_a_step_scorer(tmp_path):
+    from qvl_agent.evaluation.runner import EvalConfig, EvalError, run_eval
+
+    def config(fmt, **fields):
+        return EvalConfig(format=fmt, annotations=str(tmp_path), model="m", **fields)
+
+    assert config("aitz").scorer == "aitw" and config("androidcontrol").scorer == "aitw"
+    assert config("run").scorer == "strict" and config("screenspot").scorer == "point_in_box"
+    assert config("aitz", scorer="aitz").scorer == "aitz"
+    with pytest.raises(EvalError, match="--scorer is for step formats"):
+        run_eval(config("screenspot", scorer="aitw"), model=None, out=tmp_path / "o")
+
+
+def test_an_eval_scored_under_older_rules_is_not_resumed(tmp_path):
+    import json
+
+    from environments.synthetic_screenspot import write_synthetic_screenspot
+    from qvl_agent.evaluation.runner import EvalConfig, EvalError, run_eval
+
+    data = write_synthetic_screenspot(tmp_path, 1)
+    config = EvalConfig(format="screenspot", annotations=str(data["annotations"]),
+                        images=str(data["images"]), model="m")
+    out = tmp_path / "out"
+    out.mkdir()
+    older = {k: v for k, v in config.identity().items() if k != "scoring_rules"}
+    (out / "eval.json").write_text(json.dumps(older))  # written before scoring_rules existed
+    with pytest.raises(EvalError, match="scoring_rules"):
+        run_eval(config, model=None, out=out)

@@ -12,7 +12,7 @@ from qvl_agent.evaluation.scorers import STEP_SCORERS, grounding_hit, levenshtei
 from tests import reference_aitw, reference_aitz, scorer_cases
 from tests.reference_aitz import ActionEvaluator
 
-AITW_CASES, AITZ_CASES = 6000, 3000
+AITW_CASES, AITZ_CASES = 4000, 2000  # bench/scorer_agreement.py runs 6000 and 3000
 
 
 def aitw_verdicts(cases, truths):
@@ -114,7 +114,7 @@ def test_the_published_coat_code_judges_every_click_at_the_corner(aitz):
     ]
     matched = [c for c in clicks if published(c.reference_record, c.prediction)["exact_match"]]
     with_point = sum(fixed(c.reference_record, c.prediction)["exact_match"] for c in clicks)
-    assert len(matched) <= 10 and with_point > 40
+    assert len(matched) <= 10 and with_point > 25
     for case in matched:  # each of them reaches (0, 0): the box itself, or a UI box it overlaps
         width, height = case.size
         bbox = case.prediction["action_predict"]["COAT"]["bbox"]["ARGS"]["bbox"]
