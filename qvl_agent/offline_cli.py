@@ -26,8 +26,10 @@ def register(commands) -> None:
                           help="image folder (default: beside the annotation files)")
     evaluate.add_argument("--out", required=True, type=Path,
                           help="output directory; rerunning the same eval there resumes it")
-    evaluate.add_argument("--scorer", default="aitw", choices=("aitw", "norm1000", "box"),
-                          help="step formats: the click and text rule (see README 'Evaluation')")
+    evaluate.add_argument("--scorer", default=None,
+                          choices=("aitw", "aitz", "strict", "norm1000", "box"),
+                          help="step formats: how a step is judged (default aitw for aitz and "
+                          "androidcontrol, strict for run; see README 'Evaluation')")
     evaluate.add_argument("--level", default="high", choices=("high", "low"),
                           help="androidcontrol: low adds each step's instruction to the goal")
     evaluate.add_argument("--scroll", default="content", choices=("content", "finger"),
@@ -120,6 +122,7 @@ def _eval(args: argparse.Namespace) -> int:
     for skip in metrics["skipped_samples"]:
         print(f"skipped {skip}", file=sys.stderr)
     print(summary_line(metrics))
+    print(scorer_line(metrics["scorer"]))
     print(f"metrics: {args.out / 'metrics.json'}")
     return 0
 
@@ -136,13 +139,23 @@ def summary_line(metrics: dict) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
     if "accuracy" in metrics:
-        return (f"accuracy {percent(metrics['accuracy'])} (pooled), "
+        return (f"accuracy {percent(metrics['accuracy'])} (pooled) "
+                f"[{metrics['scorer']['name']}], "
                 f"{percent(metrics['macro_accuracy'])} ({metrics['macro_accuracy_is']}); "
                 f"n={metrics['n']}, wrong format {metrics['wrong_format']}, skipped {metrics['skipped']}")
     episodes = metrics["episodes"]
     return (f"type match {percent(metrics['type_match'])}, exact match {percent(metrics['exact_match'])} "
-            f"[{metrics['scorer']}]; episode success {percent(episodes['success_rate'])} "
+            f"[{metrics['scorer']['name']}]; episode success {percent(episodes['success_rate'])} "
             f"over {episodes['n']}; n={metrics['n']}, skipped {metrics['skipped']}")
+
+
+def scorer_line(scorer: dict) -> str:
+    """Which rules produced the figures: the reference transcribed, or ours."""
+    if "reference" not in scorer:
+        return f"scorer {scorer['name']}: our own rules"
+    where = f"{scorer['reference']} {scorer['path']} @ {scorer['commit'][:12]}"
+    variant = "; variant noted in metrics.json" if "variant" in scorer else ""
+    return f"scorer {scorer['name']}: {where}{variant}"
 
 
 # -- ground ---------------------------------------------------------------------------------------

@@ -75,6 +75,12 @@ def test_screenspot_accuracy_splits_and_skips(screenspot, tmp_path):
         "desktop/icon": 0.0, "desktop/text": 1.0, "mobile/icon": 1.0, "mobile/text": 0.0}
     assert metrics["macro_accuracy"] == 0.5 and "unweighted" in metrics["macro_accuracy_is"]
     assert metrics["skipped"] == 2
+    # The references count every record; ours leaves out the two it cannot score, and says
+    # what the figure is with them counted wrong.
+    assert metrics["accuracy_counting_skipped"] == pytest.approx(2 / 6, abs=1e-5)
+    assert metrics["scorer"]["name"] == "point_in_box"
+    assert "ScreenSpot-Pro-GUI-Grounding" in metrics["scorer"]["reference"]
+    assert "scorer point_in_box: likaixin2000/ScreenSpot-Pro-GUI-Grounding" in result.stdout
     assert any("record 4" in s and "gone.png" in s for s in metrics["skipped_samples"])
     assert any("record 5" in s and '"bbox"' in s for s in metrics["skipped_samples"])
     assert "record 4" in result.stderr and "accuracy 50.0%" in result.stdout
@@ -229,7 +235,7 @@ def test_aitz_type_and_exact_match_with_the_aitw_scorer(aitz, tmp_path):
     script = write_script(tmp_path / "a.jsonl", [
         mobile(action="click", coordinate=model_xy(size, (240, 150))),   # 0.144 of the width away, same box: exact
         mobile(action="swipe", coordinate=model_xy(size, (270, 900)), coordinate2=model_xy(size, (270, 300))),  # up: exact
-        mobile(action="type", text="Milk"),                                 # exact (case)
+        mobile(action="type", text="Bread"),                                # AITW: the type alone
         mobile(action="system_button", button="Home"),                      # type only
         mobile(action="terminate", status="success"),                       # exact
         mobile(action="click", coordinate=model_xy(size, (270, 600))),      # episode 2 step 0: exact
@@ -239,13 +245,28 @@ def test_aitz_type_and_exact_match_with_the_aitw_scorer(aitz, tmp_path):
                  "--max-pixels", str(SMALL), "--out", str(out))
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["scorer"] == "aitw" and metrics["n"] == 6
-    assert metrics["type_match"] == 1.0 and metrics["exact_match"] == pytest.approx(5 / 6, abs=1e-5)
+    assert metrics["scorer"]["name"] == "aitw" and metrics["n"] == 6
+    assert metrics["scorer"]["reference"] == "google-research/google-research"
+    assert metrics["scorer"]["commit"] == "8d8a4f1b27753c7580d16261a1468b3d6ad2c3d3"
+    assert "[aitw]" in result.stdout
+    assert "scorer aitw: google-research/google-research" in result.stdout
+    # PRESS_HOME and PRESS_BACK are two AITW action types: the Home answer misses its type.
+    assert metrics["type_match"] == pytest.approx(5 / 6, abs=1e-5)
+    assert metrics["exact_match"] == pytest.approx(5 / 6, abs=1e-5)
     assert metrics["skipped"] == 1 and "unknown action type 99" in metrics["skipped_samples"][0]
     assert "GENERAL-2.json record 1" in metrics["skipped_samples"][0]
     # Episode 1 misses at step 3 (of 5); episode 2 lost a step, so it is left out.
     assert metrics["episodes"] == {"n": 1, "success_rate": 0.0, "goal_progress": 0.6, "left_out_incomplete": 1}
-    assert metrics["per_action"]["system_button"] == {"n": 1, "type_match": 1.0, "exact_match": 0.0}
+    assert metrics["per_action"]["system_button"] == {"n": 1, "type_match": 0.0, "exact_match": 0.0}
+    # Our strict rules also check the typed text: "Bread" is not "milk".
+    strict = qvl("eval", "--format", "aitz", "--annotations", str(aitz), "--scorer", "strict",
+                 "--model", f"scripted:{script}", "--max-pixels", str(SMALL),
+                 "--out", str(tmp_path / "strict"))
+    assert strict.returncode == 0, strict.stderr
+    metrics = json.loads((tmp_path / "strict" / "metrics.json").read_text())
+    assert metrics["scorer"]["name"] == "strict" and "reference" not in metrics["scorer"]
+    assert metrics["exact_match"] == pytest.approx(4 / 6, abs=1e-5)
+    assert "scorer strict: our own rules" in strict.stdout
 
 
 def test_the_model_sees_the_ground_truth_history(aitz, tmp_path):

@@ -100,13 +100,16 @@ def _aitz_target(record: dict, size: tuple[int, int], ui_boxes: list[Box]) -> Ta
     if action_type == AITW_DUAL_POINT:
         touch_y, touch_x = numbers(field(record, "result_touch_yx", (str, list)), 2, "result_touch_yx")
         lift_y, lift_x = numbers(field(record, "result_lift_yx", (str, list)), 2, "result_lift_yx")
+        gesture = {"touch_yx": (touch_y, touch_x), "lift_yx": (lift_y, lift_x)}
         if math.dist((touch_y, touch_x), (lift_y, lift_x)) <= AITW_TAP_DISTANCE:
             point = (lift_x * width, lift_y * height)
             box = smallest_box_containing(ui_boxes, point)
-            return Target(action="click", point=point, boxes=[box] if box else [])
+            return Target(action="click", point=point, boxes=[box] if box else [], **gesture)
         start, end = (touch_x * width, touch_y * height), (lift_x * width, lift_y * height)
-        return Target(action="swipe", point=start, point2=end,
-                      direction=finger_direction(start, end, AITZ_VERTICAL_BIAS))
+        # The direction in normalised (x, y), as CoAT labels it: in pixels, a 1:2.2 screen
+        # would turn some vertical swipes horizontal.
+        direction = finger_direction((touch_x, touch_y), (lift_x, lift_y), AITZ_VERTICAL_BIAS)
+        return Target(action="swipe", point=start, point2=end, direction=direction, **gesture)
     if action_type == AITW_TYPE:
         return Target(action="type", text=str(record.get("result_action_text", "")))
     if action_type in AITW_BUTTONS:

@@ -22,7 +22,10 @@ def _tally(records: list[dict], key, flag: str) -> dict[str, dict[str, Any]]:
             for name, (n, hit) in sorted(counts.items())}
 
 
-def grounding_metrics(records: list[dict], dataset_format: str) -> dict[str, Any]:
+def grounding_metrics(records: list[dict], dataset_format: str, scorer: dict[str, str],
+                      skipped: int = 0) -> dict[str, Any]:
+    """``skipped``: every record left out, at loading or later; counted wrong in
+    ``accuracy_counting_skipped``."""
     scored = [r for r in records if "skipped" not in r]
     correct = sum(bool(r["correct"]) for r in scored)
     splits = {}
@@ -32,18 +35,28 @@ def grounding_metrics(records: list[dict], dataset_format: str) -> dict[str, Any
     cells = splits["/".join(cell_names)]
     accuracies = [cell["accuracy"] for cell in cells.values() if cell["accuracy"] is not None]
     return {
+        "scorer": scorer,
         "accuracy": _fraction(correct, len(scored)),
-        "accuracy_is": "pooled: correct / all scored samples (micro)",
+        "accuracy_is": "pooled: correct / all scored samples (micro); an answer without a "
+                       "point is wrong and counted (wrong_format), as the ScreenSpot and "
+                       "ScreenSpot-Pro evals count it",
+        "accuracy_counting_skipped": _fraction(correct, len(scored) + skipped),
+        "accuracy_counting_skipped_is": "correct / every record read, each skipped record "
+                                        "counted wrong (the reference evals skip nothing: they "
+                                        "stop at a missing image)",
         "macro_accuracy": round(sum(accuracies) / len(accuracies), 6) if accuracies else None,
         "macro_accuracy_is": f"unweighted mean over the {'/'.join(cell_names)} cells",
         "n": len(scored),
         "correct": correct,
-        "wrong_format": sum(r["error"] is not None for r in scored),
+        # As the references count it: answers that gave no point (unreadable, a refusal, or
+        # an action without a point).
+        "wrong_format": sum(r.get("point") is None for r in scored),
         "splits": splits,
     }
 
 
-def step_metrics(records: list[dict], scorer: str) -> dict[str, Any]:
+def step_metrics(records: list[dict], scorer: dict[str, str]) -> dict[str, Any]:
+    """``scorer``: the scorer's name and source, recorded beside its figures."""
     scored = [r for r in records if "skipped" not in r]
     type_hits = sum(r["type_match"] for r in scored)
     exact_hits = sum(r["exact_match"] for r in scored)

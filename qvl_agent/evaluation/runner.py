@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from qvl_agent.evaluation.androidcontrol_tfrecord import (
     read_androidcontrol_tfrecord, tfrecord_shards,
@@ -32,7 +32,9 @@ from qvl_agent.evaluation.metrics import grounding_metrics, step_metrics
 from qvl_agent.evaluation.predict import ImageError, Prediction, load_image_cached, predict
 from qvl_agent.evaluation.progress import Progress
 from qvl_agent.evaluation.samples import GroundingSample, Skipped, StepSample
-from qvl_agent.evaluation.scorers import STEP_SCORERS, point_in_box
+from qvl_agent.evaluation.scorers import (
+    GROUNDING_SCORER, STEP_SCORERS, default_scorer, describe_grounding, grounding_hit,
+)
 from qvl_agent.families import DEFAULT_FAMILY, FamilyError, get_family
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from qvl_agent.models.base import Model
@@ -69,12 +71,21 @@ class EvalConfig(BaseModel):
     family: str = DEFAULT_FAMILY
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
-    scorer: str = "aitw"  # step formats only
+    scorer: str | None = None  # step formats only; None: the format's default (see scorers)
     level: Literal["high", "low"] = "high"  # androidcontrol only
     scroll: Literal["content", "finger"] = "content"  # androidcontrol's scroll convention
     split: str | None = None  # androidcontrol: train, validation or test (splits.json)
     subsplit: str | None = None  # androidcontrol: IDD, app_unseen, ... (test_subsplits.json)
     limit: int | None = None
+    # Raised whenever a scorer's rules change, so that a resumed eval never mixes verdicts
+    # of old and new rules (the saved settings then differ, and the eval says so).
+    scoring_rules: int = 2
+
+    @model_validator(mode="after")
+    def _resolve_scorer(self) -> "EvalConfig":
+        if self.scorer is None:
+            self.scorer = default_scorer(self.format)
+        return self
 
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed eval to reuse earlier predictions."""
@@ -131,7 +142,11 @@ def load_dataset(config: EvalConfig, images_dir: Path | None = None) -> Dataset:
 def prepare_eval(config: EvalConfig, out: Path) -> Dataset:
     """Read and check the dataset (annotations, each screenshot's header) before any model is
     loaded. Raises :class:`NothingToScore` when no sample is usable, with the reasons."""
-    if config.scorer not in STEP_SCORERS:
+    if config.format in GROUNDING_FORMATS:
+        if config.scorer != GROUNDING_SCORER:
+            raise EvalError(f"--scorer is for step formats; {config.format} is scored by "
+                            "whether the point is in the target box")
+    elif config.scorer not in STEP_SCORERS:
         raise EvalError(f"unknown scorer {config.scorer!r}; choose from {', '.join(STEP_SCORERS)}")
     _check_out(config, out, ignore=("model",))  # the model is checked once it is loaded
     samples, skipped = load_dataset(config, out / IMAGES_DIR)
@@ -240,7 +255,10 @@ def _evaluate(sample, config: EvalConfig, model: Model, score) -> dict[str, Any]
 
 
 def _score_grounding(sample: GroundingSample, prediction: Prediction, config: EvalConfig) -> dict[str, Any]:
-    hit = prediction.point is not None and point_in_box(prediction.point, sample.box)
+    points = prediction.action.points() if prediction.action is not None else []
+    # The answer in pixels of the image the model saw, whatever its family's frame (0-1000...).
+    seen = prediction.frame.to_resized(*points[0].model) if points else None
+    hit = grounding_hit(seen, prediction.resized_size, sample.box, prediction.image_size)
     return {"instruction": sample.instruction, "split": sample.split, "box": sample.box,
             "point": prediction.point, "predicted_box": prediction.box, "correct": hit}
 
@@ -250,6 +268,8 @@ def _score_step(sample: StepSample, prediction: Prediction, config: EvalConfig) 
     predicted = None
     if prediction.action is not None:
         predicted = target_from_action(prediction.action, lambda p: prediction.frame.to_image(*p.model))
+        if prediction.box is not None:  # the box the model answered (aitz judges a click by it)
+            predicted = predicted.model_copy(update={"boxes": [prediction.box]})
     return {"episode": sample.episode, "step": sample.step, "goal": sample.goal,
             "episode_complete": sample.episode_complete,
             "target": sample.target.model_dump(), "predicted": predicted.model_dump() if predicted else None,
@@ -258,11 +278,11 @@ def _score_step(sample: StepSample, prediction: Prediction, config: EvalConfig) 
 
 
 def _metrics(config: EvalConfig, records: list[dict], skipped: list[Skipped]) -> dict[str, Any]:
-    if config.format in GROUNDING_FORMATS:
-        figures = grounding_metrics(records, config.format)
-    else:
-        figures = step_metrics(records, config.scorer)
     every_skip = _all_skips(records, skipped)
+    if config.format in GROUNDING_FORMATS:
+        figures = grounding_metrics(records, config.format, describe_grounding(), len(every_skip))
+    else:
+        figures = step_metrics(records, STEP_SCORERS[config.scorer].describe())
     return {
         **figures,
         "skipped": len(every_skip),

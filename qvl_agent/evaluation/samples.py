@@ -61,6 +61,10 @@ class Target(BaseModel):
     button: str | None = None
     # The element(s) a click should land in (ground truth only), for box-based scorers.
     boxes: list[Box] = Field(default_factory=list)
+    # The gesture as AITW/AITZ record it, when the dataset gives it: normalised (y, x) touch
+    # and lift points. The aitw and aitz scorers judge the raw gesture, as their references do.
+    touch_yx: tuple[float, float] | None = None
+    lift_yx: tuple[float, float] | None = None
 
 
 class StepSample(BaseModel):
