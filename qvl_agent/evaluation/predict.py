@@ -32,6 +32,8 @@ class Prediction(BaseModel):
     action: Action | None = None
     # The action's first point in the screenshot's own pixels (unrounded).
     point: tuple[float, float] | None = None
+    # The same point as the model answered it, in its family's frame (pixels, 0-1000...).
+    model_point: tuple[float, float] | None = None
     box: tuple[float, float, float, float] | None = None  # when the model answered a box
     error: str | None = None  # why the answer could not be used
     frame: Frame  # the screenshot's size and the size the model saw
@@ -108,6 +110,7 @@ def predict(model: Model, image: Image.Image, goal: str, space: Space,
         return prediction
     prediction.action = action
     if point is not None:
+        prediction.model_point = point
         prediction.point = frame.to_image(*point)
     if box is not None:
         x1, y1 = frame.to_image(*box[:2])

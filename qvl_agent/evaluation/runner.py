@@ -255,9 +255,9 @@ def _evaluate(sample, config: EvalConfig, model: Model, score) -> dict[str, Any]
 
 
 def _score_grounding(sample: GroundingSample, prediction: Prediction, config: EvalConfig) -> dict[str, Any]:
-    points = prediction.action.points() if prediction.action is not None else []
     # The answer in pixels of the image the model saw, whatever its family's frame (0-1000...).
-    seen = prediction.frame.to_resized(*points[0].model) if points else None
+    answered = prediction.model_point
+    seen = prediction.frame.to_resized(*answered) if answered is not None else None
     hit = grounding_hit(seen, prediction.resized_size, sample.box, prediction.image_size)
     return {"instruction": sample.instruction, "split": sample.split, "box": sample.box,
             "point": prediction.point, "predicted_box": prediction.box, "correct": hit}
