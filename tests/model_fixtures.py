@@ -65,16 +65,25 @@ def format_model(tiny_checkpoint: Path):
     """The tiny checkpoint whose greedy answers are FORMAT_ANSWERS: the real Qwen2.5-VL
     classes, with only the output layer (lm_head, untied from the embeddings) fitted to the
     final hidden states of those answers, teacher-forced after their prompts."""
-    import torch
-
     from qvl_agent.models.local import LocalModel
 
     model = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=64)
+    fit_answers(model, [(*format_case(space, goal, seed), answer)
+                        for space, goal, seed, answer in FORMAT_ANSWERS])
+    return model
+
+
+def fit_answers(model, cases) -> None:
+    """Fit ``model``'s output layer so that its greedy answer to each (prompt, image) of
+    ``cases`` is that case's answer text (then <|im_end|>). Works for every architecture the
+    local backend loads: only the final hidden states and lm_head are touched."""
+    import torch
+
     end = model.tokenizer.convert_tokens_to_ids("<|im_end|>")
     features, labels = [], []
     with torch.inference_mode():
-        for space, goal, seed, answer in FORMAT_ANSWERS:
-            inputs = model.encode(*format_case(space, goal, seed))
+        for prompt, image, answer in cases:
+            inputs = model.encode(prompt, image)
             answer_ids = model.tokenizer(answer, add_special_tokens=False)["input_ids"] + [end]
             ids = torch.cat([inputs["input_ids"], torch.tensor([answer_ids[:-1]])], dim=1)
             text = torch.zeros(1, len(answer_ids) - 1, dtype=inputs["mm_token_type_ids"].dtype)
@@ -88,7 +97,23 @@ def format_model(tiny_checkpoint: Path):
             labels += answer_ids
     model.model.lm_head.weight = torch.nn.Parameter(_fit_readout(torch.cat(features), labels,
                                                                  model.model.lm_head.weight.shape[0]))
-    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen3-VL checkpoint directory, loaded like Qwen/Qwen3-VL-4B-Instruct."""
+    from qvl_agent.models.checkpoint import build_random_checkpoint
+
+    return build_random_checkpoint(tmp_path_factory.mktemp("checkpoints") / "qwen3-tiny",
+                                   size="tiny", architecture="qwen3-vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_model(tiny_qwen3_checkpoint: Path):
+    """The tiny Qwen3-VL checkpoint loaded once through LocalModel (CPU, float32, sdpa)."""
+    from qvl_agent.models.local import LocalModel
+
+    return LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=12)
 
 
 def _fit_readout(features, labels: list[int], vocab_size: int):
