@@ -418,3 +418,41 @@ def test_the_0_1000_grid_maps_onto_the_whole_screen():
     for bad in ((1001, 5), (-1, 5), (float("nan"), 5), (5, float("inf"))):
         with pytest.raises(CoordinateError, match="0 <= x <= 1000"):
             from_relative(frame, *bad, 1000)
+
+
+def test_tool_grids_map_as_the_qwen3_cookbooks_map_them():
+    """Mobile: rescale_coordinates, round(x / 999 * width) on the screenshot
+    (cookbooks/mobile_agent.ipynb); computer: x / 1000 * resized_width on the resized image
+    (cookbooks/computer_use.ipynb), which is the same screen pixel once scaled back."""
+    from qvl_agent.qwen3_vl import TOOL_SCREENS
+
+    def rescale_coordinates(point, width, height):  # mobile_agent.ipynb, verbatim
+        point = [round(point[0] / 999 * width), round(point[1] / 999 * height)]
+        return point
+
+    rng = random.Random(999)
+    for width, height in [(1080, 2400), (720, 1280), (1440, 3200), (1920, 1080)]:
+        frame = Frame.fit(
+            Monitor(width=width, height=height), QWEN3_VL_MIN_PIXELS, QWEN3_VL_MAX_PIXELS, 32
+        )
+        scale = TOOL_SCREENS["mobile"].scale
+        for x, y in [(0, 0), (999, 999), (500, 1)] + [
+            (rng.randint(0, 999), rng.randint(0, 999)) for _ in range(300)
+        ]:
+            expected = rescale_coordinates([x, y], width, height)
+            # The cookbook can round onto the pixel past the edge; a click stays on the screen.
+            expected = [min(expected[0], width - 1), min(expected[1], height - 1)]
+            assert list(frame.to_screen(*from_relative(frame, x, y, scale))) == expected, (x, y)
+
+        scale = TOOL_SCREENS["computer"].scale
+        for x, y in [(0, 0), (1000, 1000)] + [
+            (rng.randint(0, 1000), rng.randint(0, 1000)) for _ in range(300)
+        ]:
+            resized = (
+                x / 1000 * frame.resized_width,
+                y / 1000 * frame.resized_height,
+            )  # the cookbook
+            assert frame.to_screen(*from_relative(frame, x, y, scale)) == frame.to_screen(*resized)
+    assert TOOL_SCREENS["computer"].resolution == (1000, 1000) and TOOL_SCREENS[
+        "mobile"
+    ].resolution == (999, 999)
