@@ -456,3 +456,55 @@ def test_tool_grids_map_as_the_qwen3_cookbooks_map_them():
     assert TOOL_SCREENS["computer"].resolution == (1000, 1000) and TOOL_SCREENS[
         "mobile"
     ].resolution == (999, 999)
+
+
+def test_qvl_serve_answers_a_qwen3_request_as_the_model_does(tiny_qwen3_model):
+    """What our endpoint backend sends for a Qwen3-VL prompt (image first, factor-32 pixels
+    pinned), answered by `qvl-agent serve`'s completion service around the same model: the
+    checkpoint's chat template gives the same prompt, the image keeps its size."""
+    import json
+
+    from qvl_agent.models.openai_api import EndpointModel
+    from qvl_agent.openai_wire import chat_messages, png_data_url
+    from qvl_agent.server.completions import CompletionService
+
+    family = grounding_family("qwen3-vl-ground")
+    frame = family.frame(Monitor(width=1080, height=2400), max_pixels=SMALL)
+    prompt, image = (
+        family.prompt("the Send icon", frame),
+        model_view(screen_like(1080, 2400, 4), frame),
+    )
+    direct = tiny_qwen3_model.respond(prompt, image)
+    client = EndpointModel("http://127.0.0.1:9/v1", "q3", factor=32, max_new_tokens=12)
+    body = client._body(chat_messages(prompt, png_data_url(image)), image.width * image.height)
+    completion, _ = CompletionService(tiny_qwen3_model, "q3", max_new_tokens=12).complete(body)
+    assert (
+        json.loads(body)["mm_processor_kwargs"]["size"]["longest_edge"]
+        == image.width * image.height
+    )
+    assert completion["choices"][0]["message"]["content"] == direct.text
+    assert completion["usage"]["prompt_tokens"] == direct.prompt_tokens
+
+
+def test_a_prompt_that_opens_with_the_image_never_reuses_an_old_screenshot(tiny_qwen3_checkpoint):
+    """Without a system turn the first turn holds the screenshot, and its image tokens are the
+    same ids whatever it shows: the cached prefix must stop before them, or the second
+    screenshot would be answered with the first one's keys and values."""
+    cached = LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=8)
+    plain = LocalModel(
+        tiny_qwen3_checkpoint,
+        device="cpu",
+        max_new_tokens=8,
+        reuse_system_cache=False,
+        force_scaffold=False,
+    )
+    family = grounding_family("qwen3-vl-ground")
+    frame = family.frame(Monitor(width=1920, height=1080), max_pixels=SMALL)
+    prompt = family.prompt("the OK button", frame)
+    answers = []
+    for seed in (1, 2):
+        image = model_view(screen_like(1920, 1080, seed), frame)
+        ours, reference = cached.respond(prompt, image), plain.respond(prompt, image)
+        assert ours.text == reference.text and ours.prompt_tokens == reference.prompt_tokens
+        answers.append(ours.text)
+    assert answers[0] != answers[1]  # the two screenshots really lead to different answers
