@@ -74,9 +74,8 @@ def format_model(tiny_checkpoint: Path):
 
 
 def fit_answers(model, cases) -> None:
-    """Fit ``model``'s output layer so that its greedy answer to each (prompt, image) of
-    ``cases`` is that case's answer text (then <|im_end|>). Works for every architecture the
-    local backend loads: only the final hidden states and lm_head are touched."""
+    """Fit ``model``'s output layer so that its greedy answer to each (prompt, screenshot)
+    of ``cases`` is that case's answer (prompts may hold earlier screenshots too)."""
     import torch
 
     end = model.tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -99,23 +98,6 @@ def fit_answers(model, cases) -> None:
                                                                  model.model.lm_head.weight.shape[0]))
 
 
-@pytest.fixture(scope="session")
-def tiny_qwen3_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random-weight Qwen3-VL checkpoint directory, loaded like Qwen/Qwen3-VL-4B-Instruct."""
-    from qvl_agent.models.checkpoint import build_random_checkpoint
-
-    return build_random_checkpoint(tmp_path_factory.mktemp("checkpoints") / "qwen3-tiny",
-                                   size="tiny", architecture="qwen3-vl")
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen3_model(tiny_qwen3_checkpoint: Path):
-    """The tiny Qwen3-VL checkpoint loaded once through LocalModel (CPU, float32, sdpa)."""
-    from qvl_agent.models.local import LocalModel
-
-    return LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=12)
-
-
 def _fit_readout(features, labels: list[int], vocab_size: int):
     """Output-layer rows for the answer tokens (cross-entropy against each other and a zero
     logit standing for every other token, which keeps its zero row)."""
@@ -134,3 +116,20 @@ def _fit_readout(features, labels: list[int], vocab_size: int):
     weight = torch.zeros(vocab_size, features.shape[1])
     weight[classes] = rows.detach()
     return weight
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen3-VL checkpoint, loaded like Qwen/Qwen3-VL-4B-Instruct."""
+    from qvl_agent.models.checkpoint import build_random_checkpoint
+
+    return build_random_checkpoint(tmp_path_factory.mktemp("checkpoints") / "qwen3-tiny",
+                                   size="tiny", architecture="qwen3-vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_model(tiny_qwen3_checkpoint: Path):
+    """The tiny Qwen3-VL checkpoint loaded once through LocalModel (CPU, float32, sdpa)."""
+    from qvl_agent.models.local import LocalModel
+
+    return LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=12)

@@ -196,7 +196,7 @@ class LocalModel:
         return self.respond_chat(prompt.chat_text(), image)
 
     def respond_chat(self, chat_text: str, image: Image.Image, max_new_tokens: int | None = None) -> Response:
-        """Answer a chat already rendered with the checkpoint's chat template (one image
+        """Answer a chat already rendered with the Qwen2.5-VL template (one image
         placeholder): what ``qvl-agent serve`` gets from a chat-completions request."""
         with self._lock:
             return self._respond(chat_text, image, max_new_tokens or self.max_new_tokens)

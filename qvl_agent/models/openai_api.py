@@ -123,15 +123,9 @@ class EndpointModel:
     # -- answering -------------------------------------------------------------------
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
+        self._check_size(image)
         started = time.perf_counter()
         width, height = image.size
-        if width % self.factor or height % self.factor:
-            raise ModelError(
-                f"the screenshot is {width}x{height}, but both sides must be multiples of "
-                f"{self.factor} (this model's resize factor), or the server would resize it "
-                "and the answer's coordinates would not fit the screen: resize it to its "
-                f"Frame's size (Frame.fit(..., factor={self.factor}))"
-            )
         messages = chat_messages(prompt, png_data_url(image))
         content = self._body(messages, pixels=width * height)
         encoded_at = time.perf_counter()
@@ -150,6 +144,18 @@ class EndpointModel:
         if server_ms is not None:
             result.timings["server"] = server_ms
         return result
+
+    def _check_size(self, image: Image.Image) -> None:
+        """Both sides multiples of the model's factor, or the server would resize the image
+        and the answer's coordinates would not fit the screen."""
+        width, height = image.size
+        if width % self.factor or height % self.factor:
+            raise ModelError(
+                f"the screenshot is {width}x{height}, but both sides must be multiples of "
+                f"{self.factor} (this model's resize factor), or the server would resize it "
+                "and the answer's coordinates would not fit the screen: resize it to its "
+                f"Frame's size (Frame.fit(..., factor={self.factor}))"
+            )
 
     def _body(self, messages: list[dict[str, Any]], pixels: int) -> bytes:
         body: dict[str, Any] = {
