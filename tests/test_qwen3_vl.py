@@ -239,10 +239,13 @@ def test_respond_counts_32_pixel_merged_patches(tiny_qwen3_model):
 
 
 def test_every_fast_path_gives_generates_answer(tiny_qwen3_checkpoint):
-    """Cached system turn, forced scaffold, static cache and the fast image path against plain
-    generate() with the stock image processor, step after step, token for token."""
+    """Cached system turn, forced scaffold, static cache, compiled decoding (dynamo's graph
+    capture, eager backend: no minute of C++ compilation) and the fast image path against
+    plain generate() with the stock image processor, step after step, token for token."""
     fast = LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=12)
     static = LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=12, decode="static")
+    compiled = LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=12, decode="static")
+    compiled.decoder = compiled.new_decoder("compiled", compile_options={"backend": "eager"})
     plain = LocalModel(
         tiny_qwen3_checkpoint,
         device="cpu",
@@ -260,17 +263,16 @@ def test_every_fast_path_gives_generates_answer(tiny_qwen3_checkpoint):
         prompt = build_prompt("Open the settings", "computer", frame, history)
         image = model_view(screen, frame)
         reference = plain.respond(prompt, image)
-        for model in (fast, static):
+        system = prompt.chat_text().split("<|im_end|>")[0] + "<|im_end|>"
+        reused = 0 if step == 0 else len(fast.tokenizer(system)["input_ids"])
+        for model in (fast, static, compiled):
             ours = model.respond(prompt, image)
             assert (ours.text, ours.generated_tokens, ours.prompt_tokens) == (
                 reference.text,
                 reference.generated_tokens,
                 reference.prompt_tokens,
             )
-        system = prompt.chat_text().split("<|im_end|>")[0] + "<|im_end|>"
-        assert ours.cached_prompt_tokens == (
-            0 if step == 0 else len(fast.tokenizer(system)["input_ids"])
-        )
+            assert ours.cached_prompt_tokens == reused
         history.append(
             '{"name": "computer_use", "arguments": {"action": "wait", "time": %d}}' % step
         )
