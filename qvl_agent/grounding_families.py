@@ -24,6 +24,7 @@ pixels through :mod:`qvl_agent.geometry`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -88,6 +89,8 @@ class GroundingFamily:
     default_system: bool = False
     # UI-Venus-1.5 drops one trailing "." from the instruction before filling it in.
     strip_final_period: bool = False
+    # Regexes on a checkpoint's name (hub id, directory, served name) that mean this family.
+    names: tuple[str, ...] = ()
 
     def frame(
         self, monitor: Monitor, min_pixels: int | None = None, max_pixels: int | None = None
@@ -151,6 +154,7 @@ GROUNDING_FAMILIES: dict[str, GroundingFamily] = {
             architecture="Qwen2.5-VL",
             user_template="holo1.5/ground.txt",
             parse=parse_holo15,
+            names=(r"(?i)holo-?1\.5",),
             default_system=True,
             # The cookbook resizes with the checkpoint processor's own min/max pixels (the
             # Qwen2.5-VL values unless the checkpoint says otherwise; the local backend reads
@@ -163,6 +167,7 @@ GROUNDING_FAMILIES: dict[str, GroundingFamily] = {
             architecture="Qwen2.5-VL",
             user_template="holo1/ground.txt",
             parse=parse_holo1,
+            names=(r"(?i)holo-?1(?![.\d])",),
             default_system=True,
             max_pixels=1003520,  # utils/image.py smart_resize default: 14*14*4*1280
         ),
@@ -174,6 +179,7 @@ GROUNDING_FAMILIES: dict[str, GroundingFamily] = {
             user_template="gta1/user.txt",
             system_template="gta1/system.txt",
             parse=parse_gta1,
+            names=(r"(?i)gta-?1(?!\d)",),
             max_pixels=4096
             * 2160,  # AutoProcessor.from_pretrained(min_pixels=3136, max_pixels=...)
         ),
@@ -184,6 +190,7 @@ GROUNDING_FAMILIES: dict[str, GroundingFamily] = {
             architecture="Qwen2.5-VL",
             user_template="ui-venus-ground/ground_7b.txt",
             parse=parse_ui_venus_ground,
+            names=(r"(?i)ui-venus-ground-7b",),
             default_system=True,
             # min_pixels/max_pixels on the image item: qwen_vl_utils resizes with them.
             min_pixels=2000000,
@@ -196,6 +203,7 @@ GROUNDING_FAMILIES: dict[str, GroundingFamily] = {
             architecture="Qwen2.5-VL",
             user_template="ui-venus-ground/ground_72b.txt",
             parse=parse_ui_venus_ground,
+            names=(r"(?i)ui-venus-ground-72b",),
             default_system=True,
             min_pixels=3110400,  # smart_resize(factor=28, min_pixels=..., max_pixels=...)
             max_pixels=48000000,
@@ -207,6 +215,7 @@ GROUNDING_FAMILIES: dict[str, GroundingFamily] = {
             architecture="Qwen3-VL",
             user_template="ui-venus-1.5/ground.txt",
             parse=parse_ui_venus15_ground,
+            names=(r"(?i)ui-venus-1\.5",),
             coordinates="rel1000",
             factor=QWEN3_VL_FACTOR,
             min_pixels=QWEN3_VL_MIN_PIXELS,
@@ -227,6 +236,16 @@ GROUNDING_FAMILIES: dict[str, GroundingFamily] = {
         ),
     )
 }
+
+
+def grounding_family_for(checkpoint: str) -> GroundingFamily | None:
+    """The grounding family whose names match ``checkpoint`` (a hub id, directory or served
+    model name); None when none does. (qwen3-vl-ground has no names: a Qwen3-VL checkpoint
+    is an agent model first.)"""
+    for family in GROUNDING_FAMILIES.values():
+        if any(re.search(pattern, checkpoint) for pattern in family.names):
+            return family
+    return None
 
 
 def grounding_family(name: str) -> GroundingFamily:

@@ -382,3 +382,28 @@ def test_a_grounding_eval_with_resized_pixel_boxes_is_scored_right(
     assert metrics["correct"] == 2 and metrics["wrong_format"] == 1
     assert predictions[0]["resized_size"] == [1932, 1092]
     assert predictions[0]["point"] == pytest.approx([202.5 * 1920 / 1932, 125 * 1080 / 1092])
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "family"),
+    [
+        ("Hcompany/Holo1.5-7B", "holo1.5"),
+        ("/models/holo1.5-3b", "holo1.5"),
+        ("Hcompany/Holo1-3B", "holo1"),
+        ("Salesforce/GTA1-7B", "gta1"),
+        ("HelloKKMe/GTA1-7B-2507", "gta1"),
+        ("inclusionAI/UI-Venus-Ground-7B", "ui-venus-ground"),
+        ("inclusionAI/UI-Venus-Ground-72B", "ui-venus-ground-72b"),
+        ("inclusionAI/UI-Venus-1.5-8B", "ui-venus-1.5-ground"),
+        ("Hcompany/Holo2-8B", None),
+        ("Qwen/Qwen3-VL-4B-Instruct", None),
+        ("Qwen/Qwen2.5-VL-3B-Instruct", None),
+        ("inclusionAI/UI-Venus-Navi-7B", None),
+        ("acme/GTA12-vision", None),
+    ],
+)
+def test_checkpoint_names_pick_their_grounding_family(checkpoint, family):
+    from qvl_agent.grounding_families import grounding_family_for
+
+    found = grounding_family_for(checkpoint)
+    assert (found.name if found else None) == family
