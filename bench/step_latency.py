@@ -5,6 +5,10 @@
                                                        # the full Qwen2.5-VL-3B config with
                                                        # random weights (a GPU)
     python bench/step_latency.py --checkpoint /path/to/Qwen2.5-VL-3B-Instruct
+    python bench/step_latency.py --checkpoint random-qwen3-vl-4b --device cuda
+                                                       # the Qwen3-VL-4B config (tiny-qwen3-vl:
+                                                       # its tiny twin); frames resized with
+                                                       # the checkpoint's factor (32)
 
 For each frame (1920x1080 desktop, 1080x2400 phone) and pixel budget (1280*28*28 and the
 checkpoint default) it times, median over --steps runs after a warm-up:
@@ -54,7 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.figures import write_figures  # noqa: E402
 FRAMES = {"desktop 1920x1080": (1920, 1080, "computer"), "phone 1080x2400": (1080, 2400, "mobile")}
-BUDGETS = {"1280*28*28": 1280 * 28 * 28, "default": 12845056}
+# Pixel areas; "default": the checkpoint's max_pixels (Qwen2.5-VL 12845056, Qwen3-VL 16777216).
+BUDGETS = {"1280*28*28": 1280 * 28 * 28, "default": None}
 ANSWER = ('<tool_call>\n{"name": "%s", "arguments": {"action": "%s", "coordinate": [%d, %d]}}\n'
           "</tool_call><|im_end|>")
 # The decoder paths: LocalModel's decode mode and whether the scaffold is forced.
@@ -109,6 +114,12 @@ def load(model_spec: str, scratch: Path, device: str | None, dtype: str | None, 
         return LocalModel(build_random_checkpoint(scratch / "tiny", "tiny"), **options)
     if model_spec == "random-3b":
         return LocalModel(build_random_checkpoint(scratch / "3b", "3b"), random_weights=True, **options)
+    if model_spec == "tiny-qwen3-vl":
+        checkpoint = build_random_checkpoint(scratch / "q3", "tiny", architecture="qwen3-vl")
+        return LocalModel(checkpoint, **options)
+    if model_spec == "random-qwen3-vl-4b":
+        return LocalModel(build_random_checkpoint(scratch / "4b", "4b", architecture="qwen3-vl"),
+                          random_weights=True, **options)
     return LocalModel(model_spec, **options)
 
 
@@ -122,7 +133,8 @@ def measure(model, decoders: dict, width: int, height: int, space: str, max_pixe
 
     timer = Timer(torch, model.device)
     screen = synthetic_screen(width, height)
-    frame = Frame.fit(Monitor(width=width, height=height), max_pixels=max_pixels)
+    frame = Frame.fit(Monitor(width=width, height=height), min(min_pixels(model), max_pixels),
+                      max_pixels, model.factor)
     history = ['{"name": "%s", "arguments": {"action": "wait", "time": 1}}' % ("computer_use" if space == "computer" else "mobile_use")] * 2
     prompt = build_prompt("Open the settings and enable dark mode", space, frame, history)
     action = "left_click" if space == "computer" else "click"
@@ -173,6 +185,11 @@ def measure(model, decoders: dict, width: int, height: int, space: str, max_pixe
     return result
 
 
+def min_pixels(model) -> int:
+    """The checkpoint's own min_pixels (Qwen2.5-VL 3136, Qwen3-VL 65536)."""
+    return int(model.image_processor.size["shortest_edge"])
+
+
 def _record(rows: dict[str, list[float]], times: dict[str, float]) -> None:
     for stage, value in times.items():
         rows.setdefault(stage, []).append(value)
@@ -200,9 +217,9 @@ def _decoder_path(decoder, scaffold, inputs: dict, answer: list[int], ours: dict
 
 def _cookbook_inputs(model, prompt, screen, max_pixels: int) -> dict:
     """The stock processor on the full-size frame, then the expanded text tokenized."""
-    vision = model.image_processor(images=[screen], size={"shortest_edge": 3136, "longest_edge": max_pixels},
-                                   return_tensors="pt")
-    pads = int(vision["image_grid_thw"].prod()) // 4
+    bounds = {"shortest_edge": min(min_pixels(model), max_pixels), "longest_edge": max_pixels}
+    vision = model.image_processor(images=[screen], size=bounds, return_tensors="pt")
+    pads = int(vision["image_grid_thw"].prod()) // model.merge_size**2
     text = prompt.chat_text().replace("<|image_pad|>", "<|image_pad|>" * pads)
     encoded = model.tokenizer(text, return_tensors="pt")
     return {"input_ids": encoded["input_ids"].to(model.device),
@@ -322,7 +339,8 @@ def print_targets(results: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", "--model", dest="checkpoint", default="tiny",
-                        help="tiny | random-3b | a checkpoint path or hub id")
+                        help="tiny | random-3b | tiny-qwen3-vl | random-qwen3-vl-4b | a checkpoint "
+                        "path or hub id")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     parser.add_argument("--dtype", default=None, help="bfloat16, float16, float32 (default: bf16 on CUDA)")
     parser.add_argument("--steps", type=int, default=5)
@@ -356,7 +374,8 @@ def main() -> int:
         for frame_name in args.frames.split(","):
             width, height, space = FRAMES[frame_name]
             for budget in args.budgets.split(","):
-                run = measure(model, decoders, width, height, space, BUDGETS[budget], args.steps)
+                area = BUDGETS[budget] or int(model.image_processor.size["longest_edge"])
+                run = measure(model, decoders, width, height, space, area, args.steps)
                 if results["limits"]:
                     run["limits"] = {path: limits_for(run, path, results["sizes"], results["limits"])
                                      for path in PATHS if path in run}

@@ -36,6 +36,11 @@ from qvl_agent.imaging import resize_bicubic
 FACTOR = 28
 DEFAULT_MIN_PIXELS = 3136  # 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 12845056  # 16384 * 28 * 28
+# Qwen3-VL-{2B,4B,8B}-Instruct: 16-pixel patches merged 2x2, and its preprocessor_config's
+# size {"shortest_edge": 65536, "longest_edge": 16777216} (64 to 16384 visual tokens).
+QWEN3_VL_FACTOR = 32
+QWEN3_VL_MIN_PIXELS = 65536  # 64 * 32 * 32
+QWEN3_VL_MAX_PIXELS = 16777216  # 16384 * 32 * 32
 MAX_ASPECT_RATIO = 200
 
 # How far (in model pixels) beyond the image edge a point may be and still be clamped.
@@ -256,3 +261,20 @@ def model_view(image: Image.Image, frame: Frame) -> Image.Image:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return resize_bicubic(image, frame.resized_size)
+
+
+def from_relative(frame: Frame, x: float, y: float, scale: float) -> tuple[float, float]:
+    """A point on a ``scale`` x ``scale`` grid over the image (Qwen3-VL answers on a 0-1000
+    grid: ``scale=1000``; its mobile cookbook divides by 999) as pixels of the resized
+    image, which :meth:`Frame.to_screen` and :meth:`Frame.to_image` take:
+    ``x_resized = x / scale * resized_width``.
+
+    A point off the grid raises :class:`CoordinateError`, with a message for the model.
+    """
+    for value, axis in ((x, "x"), (y, "y")):
+        if not math.isfinite(value) or not 0 <= value <= scale:
+            raise CoordinateError(
+                f"coordinate {axis}={value:g} is off the {scale:g}x{scale:g} grid the model "
+                f"answers on; use 0 <= x <= {scale:g} and 0 <= y <= {scale:g}"
+            )
+    return x / scale * frame.resized_width, y / scale * frame.resized_height

@@ -2,8 +2,8 @@
 
 A screenshot travels as a lossless PNG data URL, so the server gets exactly the pixels (and
 the size) the agent chose. A prompt message with ``image=True`` becomes a text part followed
-by an image part, which the Qwen2.5-VL chat template renders as the text followed by the
-vision placeholder: the same chat text as :meth:`~qvl_agent.prompts.Prompt.chat_text`.
+by an image part (the other way round with ``image_first``), which the Qwen chat templates
+render in that order: the same chat text as :meth:`~qvl_agent.prompts.Prompt.chat_text`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def chat_messages(prompt: Prompt, image_url: str | list[str]) -> list[dict[str, 
         parts: list[dict[str, Any]] = (
             [{"type": "text", "text": message.text}] if message.text else []
         )
-        parts.append({"type": "image_url", "image_url": {"url": next(urls)}})
+        image = {"type": "image_url", "image_url": {"url": next(urls)}}
+        parts.insert(0 if message.image_first else len(parts), image)
         messages.append({"role": message.role, "content": parts})
     return messages
 

@@ -38,6 +38,9 @@ class Message(BaseModel):
     # current screenshot; earlier ones (families trained on screenshot history) get
     # ``Prompt.earlier_images`` in order.
     image: bool = False
+    # The screenshot comes before the text instead (the order grounding models were trained
+    # on: Holo1.5, GTA1, UI-Venus, Qwen3-VL's grounding cookbook).
+    image_first: bool = False
 
 
 class Prompt(BaseModel):
@@ -63,7 +66,8 @@ class Prompt(BaseModel):
         """The Qwen2.5-VL chat template applied to these messages."""
         parts = []
         for message in self.messages:
-            body = message.text + (VISION_PLACEHOLDER if message.image else "")
+            placeholder = VISION_PLACEHOLDER if message.image else ""
+            body = placeholder + message.text if message.image_first else message.text + placeholder
             parts.append(f"<|im_start|>{message.role}\n{body}<|im_end|>\n")
         if add_generation_prompt:
             parts.append("<|im_start|>assistant\n")

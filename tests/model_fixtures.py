@@ -116,3 +116,20 @@ def _fit_readout(features, labels: list[int], vocab_size: int):
     weight = torch.zeros(vocab_size, features.shape[1])
     weight[classes] = rows.detach()
     return weight
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen3-VL checkpoint, loaded like Qwen/Qwen3-VL-4B-Instruct."""
+    from qvl_agent.models.checkpoint import build_random_checkpoint
+
+    return build_random_checkpoint(tmp_path_factory.mktemp("checkpoints") / "qwen3-tiny",
+                                   size="tiny", architecture="qwen3-vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_model(tiny_qwen3_checkpoint: Path):
+    """The tiny Qwen3-VL checkpoint loaded once through LocalModel (CPU, float32, sdpa)."""
+    from qvl_agent.models.local import LocalModel
+
+    return LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=12)

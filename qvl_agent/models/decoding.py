@@ -104,7 +104,8 @@ class GreedyDecoder:
             attention_mask=inputs["attention_mask"],
         )
         capacity = length + max_new_tokens + VERIFY_CHUNK
-        cache, start = self._cache_for(ids, self._system_turn_length(ids), capacity)
+        prefix = self._system_turn_length(ids, inputs["mm_token_type_ids"])
+        cache, start = self._cache_for(ids, prefix, capacity)
         run = _Answer(self, ids, deltas, max_new_tokens, scaffold, teacher)
 
         # The prefill: the prompt after the cached prefix, then the draft of the tool call's
@@ -182,10 +183,15 @@ class GreedyDecoder:
             self._cache, self._prefix_ids = cache, prefix.clone()
         return cache, 0
 
-    def _system_turn_length(self, ids: Any) -> int:
-        """Tokens up to and including the first <|im_end|>; 0 when there is none."""
+    def _system_turn_length(self, ids: Any, kinds: Any) -> int:
+        """Tokens up to and including the first <|im_end|> (0 when there is none), stopping
+        before the first image token: image tokens are the same ids whatever the screenshot
+        shows, so a prompt that opens with the image (no system turn) must not get the last
+        screenshot's keys and values from the cache."""
         ends = (ids[0] == self.system_end_id).nonzero()
-        return int(ends[0, 0]) + 1 if len(ends) else 0
+        length = int(ends[0, 0]) + 1 if len(ends) else 0
+        images = kinds[0].nonzero()
+        return min(length, int(images[0, 0])) if len(images) else length
 
     def picks(self, seen: Any, draft: list[int], rows: Any) -> list[int]:
         """The greedy choice after each row: row j follows ``seen`` + ``draft[:j]``."""

@@ -1,6 +1,12 @@
-"""The local backend: a Qwen2.5-VL checkpoint run with transformers on this machine.
+"""The local backend: a Qwen2.5-VL or Qwen3-VL checkpoint run with transformers on this machine.
 
-Processing is done here rather than by ``Qwen2_5_VLProcessor``, which in transformers 5
+Both architectures load through ``AutoModelForImageTextToText`` (config.json's model_type
+picks ``Qwen2_5_VLForConditionalGeneration`` or ``Qwen3VLForConditionalGeneration``) and
+take their input the same way, so everything below serves both; only the image processor's
+settings differ (Qwen2.5-VL: 14-pixel patches, CLIP mean/std, resize factor 28; Qwen3-VL:
+16-pixel patches, mean = std = 0.5, factor 32), and those are read from the checkpoint.
+
+Processing is done here rather than by the checkpoint's processor, which in transformers 5
 insists on a video processor that needs torchvision: the tokenizer encodes
 ``Prompt.chat_text()`` with the single ``<|image_pad|>`` expanded to one pad per merged
 2x2 patch, and the image processor (its Pillow backend loads without torchvision) turns
@@ -34,6 +40,9 @@ IMAGE_PAD = "<|image_pad|>"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 SYSTEM_END = "<|im_end|>"
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+# config.json model_type -> the architecture's name. Both take the same inputs (image pads
+# expanded per merged patch, mm_token_type_ids, 3D rope positions) and the same fast paths.
+ARCHITECTURES = {"qwen2_5_vl": "Qwen2.5-VL", "qwen3_vl": "Qwen3-VL"}
 # How decode passes run: "dynamic" (a growing KV cache, transformers' default), "static"
 # (preallocated, fixed addresses), "compiled" (static + torch.compile of the decode pass;
 # CUDA graphs on a GPU). "dynamic" is the default until the static/compiled columns of
@@ -80,7 +89,7 @@ def _check_transformers_version(version: str) -> None:
 
 
 class LocalModel:
-    """Qwen2.5-VL from the Hugging Face cache or a local directory, greedy by default.
+    """Qwen2.5-VL or Qwen3-VL from the Hugging Face cache or a local directory, greedy by default.
 
     ``random_weights=True`` reads only the config, tokenizer and image processor from
     ``model_id_or_path`` and initialises the weights randomly on the device: the real
@@ -123,11 +132,13 @@ class LocalModel:
         self._lock = threading.Lock()
 
         config = _load(source, transformers.AutoConfig.from_pretrained, "config")
-        if getattr(config, "model_type", None) != "qwen2_5_vl":
+        model_type = getattr(config, "model_type", None)
+        if model_type not in ARCHITECTURES:
             raise ModelError(
-                f"{source} is a {getattr(config, 'model_type', 'unknown')!r} model; "
-                "the local backend runs Qwen2.5-VL checkpoints (model_type 'qwen2_5_vl')"
+                f"{source} is a {model_type or 'unknown'!r} model; the local backend runs "
+                "Qwen2.5-VL and Qwen3-VL checkpoints (model_type 'qwen2_5_vl' or 'qwen3_vl')"
             )
+        self.architecture = ARCHITECTURES[model_type]
         self.tokenizer = _load(source, transformers.AutoTokenizer.from_pretrained, "tokenizer")
         self.image_processor = _load(
             source, transformers.AutoImageProcessor.from_pretrained, "image processor"
@@ -143,10 +154,10 @@ class LocalModel:
                 f"image_token_id {config.image_token_id}; the checkpoint is inconsistent"
             )
 
-        model_class = transformers.Qwen2_5_VLForConditionalGeneration
+        model_class = transformers.AutoModelForImageTextToText
         if random_weights:
             with self.device:
-                self.model = model_class._from_config(
+                self.model = model_class.from_config(
                     config, dtype=self.dtype, attn_implementation=self.attn_implementation
                 )
             self.model.generation_config = _load(
@@ -172,6 +183,7 @@ class LocalModel:
         )
         # What a run records (meta.json's config) about how this model answers.
         self.options = {
+            "architecture": self.architecture,
             "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
             "attention": self.attn_implementation, "max_new_tokens": max_new_tokens,
             "do_sample": do_sample, "fast_preprocess": fast_preprocess,

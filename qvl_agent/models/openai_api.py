@@ -3,8 +3,14 @@
 
 The screenshot arrives here already resized by the agent to its Frame's ``smart_resize``
 size and is sent as exactly that PNG, with ``mm_processor_kwargs`` pinning the server's
-pixel bounds to that area (vLLM reads them), so the server cannot rescale it behind our
-back: the model's coordinates then refer to the image the agent's Frame describes.
+pixel bounds to that area, so the server cannot rescale it behind our back: the model's
+coordinates then refer to the image the agent's Frame describes. The bounds go in both
+spellings the Qwen image processor reads: ``min_pixels``/``max_pixels`` (Qwen2.5-VL's, which
+vLLM's Qwen2.5-VL processor maps itself) and ``size`` = {shortest_edge, longest_edge}
+(what Qwen3-VL's processor honours: vLLM hands the kwargs to it unchanged, and
+transformers 5 deprecates the old names). Equal bounds only pin the size when both sides
+are multiples of the model's resize factor (28 for Qwen2.5-VL, 32 for Qwen3-VL: ``factor``),
+so any other image is refused here instead of being rescaled by the server.
 
 One instance is shared by every thread of a batch run or an eval (httpx's client is
 thread-safe and pools connections). The API key goes into the Authorization header and
@@ -20,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from qvl_agent.geometry import FACTOR
 from qvl_agent.models.base import ModelError, Response
 from qvl_agent.openai_wire import chat_messages, error_message, png_data_url
 
@@ -75,8 +82,14 @@ class EndpointModel:
         backoff: float = 0.5,
         pixel_bounds: bool = True,
         max_connections: int = 64,
+        factor: int = FACTOR,
     ) -> None:
         import httpx
+
+        if not isinstance(factor, int) or isinstance(factor, bool) or not 1 <= factor <= 1024:
+            raise ModelError(
+                f"factor must be a whole number of pixels from 1 to 1024, got {factor!r}"
+            )
 
         self._httpx = httpx
         self.base_url = normalise_base_url(base_url)
@@ -88,6 +101,9 @@ class EndpointModel:
         self.backoff = backoff
         # False once the server has said it does not take mm_processor_kwargs.
         self.pixel_bounds = pixel_bounds
+        # The model's resize factor (patch size x merge size): both sides of every image sent
+        # must be multiples of it, or the server's processor would resize it again.
+        self.factor = factor
         self._key = api_key or None
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
@@ -107,6 +123,7 @@ class EndpointModel:
     # -- answering -------------------------------------------------------------------
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
+        self._check_size(image)
         started = time.perf_counter()
         width, height = image.size
         messages = chat_messages(prompt, [png_data_url(each) for each in prompt.images(image)])
@@ -128,6 +145,18 @@ class EndpointModel:
             result.timings["server"] = server_ms
         return result
 
+    def _check_size(self, image: Image.Image) -> None:
+        """Both sides multiples of the model's factor, or the server would resize the image
+        and the answer's coordinates would not fit the screen."""
+        width, height = image.size
+        if width % self.factor or height % self.factor:
+            raise ModelError(
+                f"the screenshot is {width}x{height}, but both sides must be multiples of "
+                f"{self.factor} (this model's resize factor), or the server would resize it "
+                "and the answer's coordinates would not fit the screen: resize it to its "
+                f"Frame's size (Frame.fit(..., factor={self.factor}))"
+            )
+
     def _body(self, messages: list[dict[str, Any]], pixels: int) -> bytes:
         body: dict[str, Any] = {
             "model": self.model,
@@ -137,7 +166,7 @@ class EndpointModel:
         }
         if self.pixel_bounds:
             # Equal bounds: the only size the server may choose is the one we sent.
-            body["mm_processor_kwargs"] = {"min_pixels": pixels, "max_pixels": pixels}
+            body["mm_processor_kwargs"] = pinned_pixel_bounds(pixels)
         return json.dumps(body).encode("utf-8")
 
     def _send(
@@ -296,6 +325,16 @@ class EndpointModel:
     def _redact(self, text: str) -> str:
         """Servers sometimes quote the key they refused; it never reaches our messages."""
         return text.replace(self._key, "***") if self._key else text
+
+
+def pinned_pixel_bounds(pixels: int) -> dict[str, Any]:
+    """``mm_processor_kwargs`` that allow an image of exactly ``pixels`` pixels and no other
+    area, in both spellings Qwen image processors read (see the module docstring)."""
+    return {
+        "min_pixels": pixels,
+        "max_pixels": pixels,
+        "size": {"shortest_edge": pixels, "longest_edge": pixels},
+    }
 
 
 def normalise_base_url(url: str) -> str:
