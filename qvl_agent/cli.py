@@ -24,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
+        from qvl_agent.redaction import mask_url_credentials  # a URL's password never shows
+
+        print(f"error: {mask_url_credentials(str(error))}", file=sys.stderr)
         return 2
 
 
