@@ -98,6 +98,8 @@ def hostile_requests(
     bad_part = json.dumps({"type": "image_url", "image_url": {"url": "data:,"}})
     return [
         ("Content-Length: ² (int() takes it)", post(b"{}", length="²"), 400),
+        ("Content-Length: ² as one Latin-1 byte",
+         post(b"{}", length="@").replace(b"Content-Length: @", b"Content-Length: \xb2"), 400),
         ("Content-Length: ١٢ (Arabic-Indic digits)", post(b"{}", length="١٢"), 400),
         ("Content-Length: -5", post(b"", length="-5"), 400),
         ("Content-Length: +2", post(b"{}", length="+2"), 400),

@@ -6,8 +6,11 @@ sockets; plus in-process servers where the model must be watched or held."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +28,7 @@ from qvl_agent.openai_wire import png_data_url
 from qvl_agent.server.completions import CompletionService, RequestError
 from qvl_agent.server.httpd import ChatServer
 
+ROOT = Path(__file__).resolve().parent.parent
 NAME = "tiny-limits"
 CONTEXT = 1024  # the checkpoint copy's max_position_embeddings
 NEW_TOKENS = 4
@@ -258,3 +262,20 @@ def test_a_full_queue_refuses_before_reading_or_decoding(tiny_local_model):
     finally:
         gate.set()
         stop(server)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--max-prompt-tokens", "0"), ("--max-image-pixels", "-1"), ("--max-body-bytes", "0"),
+     ("--read-timeout", "nan"), ("--read-timeout", "0"), ("--max-connections", "0")],
+)
+def test_a_nonsense_limit_is_a_one_line_error_before_the_model_loads(option, value, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "qvl_agent", "serve", "--model", str(tmp_path / "no-model"),
+         option, value],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()  # one line, and no model was loaded
+    assert line.startswith(f"error: {option} ") and "must be between" in line

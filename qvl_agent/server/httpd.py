@@ -195,9 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(digits) if len(digits) <= 18 else 10**18  # no int() of 4300+ digits
         if length > self.server.max_body_bytes:
             self.close_connection = True
+            shown = digits if len(digits) <= 20 else f"{digits[:20]}... ({len(digits)} digits)"
             raise RequestError(
                 413,
-                f"image too large: the request has {length} bytes, this server "
+                f"image too large: the request has {shown} bytes, this server "
                 f"takes at most {self.server.max_body_bytes} (--max-body-bytes)",
             )
         try:
