@@ -24,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
+        from qvl_agent.redaction import mask_url_credentials  # a URL's password never shows
+
+        print(f"error: {mask_url_credentials(str(error))}", file=sys.stderr)
         return 2
 
 
@@ -85,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-pixels", type=int, default=None,
                        help="largest image area accepted (default: the checkpoint's max_pixels)")
     serve.add_argument("--max-queue", type=int, default=64,
-                       help="requests that may wait for the model before new ones get 503")
+                       help="requests that may wait for the model before new ones get 503 "
+                       "(default 64)")
+    serve_limit_options(serve)
     serve.set_defaults(handler=_serve)
 
     batch = commands.add_parser(
@@ -419,12 +423,58 @@ def _progress_line(line: str) -> None:
 # -- serve ------------------------------------------------------------------------------
 
 
+def serve_limit_options(parser: argparse.ArgumentParser) -> None:
+    """What one request or connection may cost ``qvl-agent serve``; checked by
+    :func:`_serve_limits` before the model loads."""
+    from qvl_agent.server import limits
+
+    parser.add_argument("--max-prompt-tokens", type=int, default=limits.MAX_PROMPT_TOKENS,
+                        help="longest prompt (text + image tokens) accepted, counted before the "
+                        "model runs; never more than the model's context less --max-new-tokens "
+                        f"(default {limits.MAX_PROMPT_TOKENS})")
+    parser.add_argument("--max-image-pixels", type=int, default=limits.MAX_IMAGE_PIXELS,
+                        help="largest image decoded, checked from its header first; the model "
+                        f"sees at most --max-pixels of it (default {limits.MAX_IMAGE_PIXELS}, "
+                        "an 8K screen)")
+    parser.add_argument("--max-body-bytes", type=int, default=limits.MAX_BODY_BYTES,
+                        help="largest request body, refused from its Content-Length "
+                        f"(default {limits.MAX_BODY_BYTES})")
+    parser.add_argument("--read-timeout", type=float, default=limits.READ_TIMEOUT, metavar="S",
+                        help="seconds a connection may send nothing before it is closed "
+                        f"(default {limits.READ_TIMEOUT:g})")
+    parser.add_argument("--max-connections", type=int, default=limits.MAX_CONNECTIONS,
+                        help="connections (one thread each) at once; more get 503 "
+                        f"(default {limits.MAX_CONNECTIONS})")
+
+
+def _serve_limits(args: argparse.Namespace) -> dict[str, float]:
+    """The serve limits, each checked to be a sensible positive number."""
+    import math
+
+    ranges = {
+        "max_new_tokens": (1, 1 << 20), "max_queue": (1, 1 << 20),
+        "max_prompt_tokens": (1, 1 << 24), "max_image_pixels": (1, 1 << 34),
+        "max_body_bytes": (1, 1 << 40), "read_timeout": (0.1, 86400.0),
+        "max_connections": (1, 1 << 16),
+    }
+    for name, (low, high) in ranges.items():
+        value = getattr(args, name)
+        if not (math.isfinite(value) and low <= value <= high):
+            option = "--" + name.replace("_", "-")
+            raise CliError(f"{option} {value}: must be between {low:g} and {high:g}")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise CliError(f"--max-pixels {args.max_pixels}: must be positive")
+    return {"max_body_bytes": args.max_body_bytes, "read_timeout": args.read_timeout,
+            "max_connections": args.max_connections}
+
+
 def _serve(args: argparse.Namespace) -> int:
     from qvl_agent.models import ModelError
     from qvl_agent.server import httpd
     from qvl_agent.server.completions import CompletionService
 
     api_key = api_key_from_env(args.api_key_env) if args.api_key_env else None
+    limits = _serve_limits(args)
     try:
         httpd.check_bind(args.host, args.allow_remote, api_key)
     except httpd.BindRefused as error:
@@ -437,11 +487,16 @@ def _serve(args: argparse.Namespace) -> int:
         service = CompletionService(
             model, args.served_model_name or args.model, max_new_tokens=args.max_new_tokens,
             max_pixels=args.max_pixels, max_queue=args.max_queue,
+            max_prompt_tokens=args.max_prompt_tokens, max_image_pixels=args.max_image_pixels,
         )
     except ModelError as error:
         raise CliError(str(error)) from None
+    print(f"limits: prompts up to {service.max_prompt_tokens} tokens, images up to "
+          f"{service.max_image_pixels} pixels, bodies up to {args.max_body_bytes} bytes, "
+          f"{args.max_connections} connections, {args.max_queue} queued requests",
+          file=sys.stderr)
     try:
-        httpd.run(service, args.host, args.port, api_key)
+        httpd.run(service, args.host, args.port, api_key, **limits)
     except OSError as error:  # the port is taken, the address is not ours, ...
         reason = error.strerror or error
         raise CliError(f"cannot serve on {args.host}:{args.port}: {reason}") from None

@@ -14,7 +14,9 @@ import io
 import re
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from qvl_agent.imaging import MAX_DECODED_PIXELS, ImageReadError, open_image
 
 if TYPE_CHECKING:
     from qvl_agent.prompts import Prompt
@@ -35,8 +37,9 @@ def png_data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def image_from_data_url(url: str) -> Image.Image:
-    """The image a ``data:image/...;base64,`` URL holds (decoded, RGB)."""
+def image_from_data_url(url: str, max_pixels: int = MAX_DECODED_PIXELS) -> Image.Image:
+    """The image a ``data:image/...;base64,`` URL holds (decoded, RGB); one whose header
+    declares more than ``max_pixels`` is refused before any pixel is decoded."""
     match = _DATA_URL.match(url)
     if match is None:
         shown = url[:40] + ("..." if len(url) > 40 else "")
@@ -46,12 +49,12 @@ def image_from_data_url(url: str) -> Image.Image:
         )
     try:
         data = base64.b64decode(url[match.end() :], validate=True)
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
     except (binascii.Error, ValueError) as error:
         raise WireError(f"the image data URL is not valid base64: {error}") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise WireError(f"the image data URL does not hold a readable image: {error}") from None
+    try:
+        return open_image(data, max_pixels=max_pixels, what="the image in the data URL")
+    except ImageReadError as error:
+        raise WireError(str(error)) from None
 
 
 def chat_messages(prompt: Prompt, image_url: str | list[str]) -> list[dict[str, Any]]:

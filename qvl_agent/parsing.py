@@ -20,6 +20,9 @@ from pydantic import ValidationError
 
 from qvl_agent.actions import ACTION_ADAPTER, ACTION_CLASSES, SPACE_ACTIONS, TOOL_NAMES, Action, Point, Space
 from qvl_agent.geometry import CoordinateError, Frame
+from qvl_agent.keys import UnknownKey
+from qvl_agent.keys import chord as key_chord
+from qvl_agent.typed_text import tab_refusal
 
 POINT_FIELDS = ("coordinate", "coordinate2")
 NUMBER_FIELDS = ("time", "pixels")
@@ -172,9 +175,16 @@ def _normalise(
         if name == "action" or value is None:
             continue
         if name == "text" and action_name == "key":
-            fields["keys"] = [value] if isinstance(value, str) else value
+            fields["keys"] = (
+                _keys(value, space) if space == "computer"
+                else [value] if isinstance(value, str) else value
+            )
         elif name == "keys":
-            fields["keys"] = _keys(value)
+            fields["keys"] = _keys(value, space)
+        elif name == "text" and action_name == "type" and isinstance(value, str):
+            if (refused := tab_refusal(value, space)) is not None:
+                raise ActionParseError(refused)
+            fields[name] = value
         elif name not in allowed:
             notes.append(f'ignored argument "{name}" that {action_name} does not take')
         elif name in POINT_FIELDS:
@@ -188,7 +198,19 @@ def _normalise(
     return fields
 
 
-def _keys(value: Any) -> list[str]:
+def _keys(value: Any, space: Space = "mobile") -> list[str]:
+    """Key names; on the desktop each becomes its one canonical name (qvl_agent.keys), and an
+    unknown one is an error for the model, not for the device."""
+    if space == "computer" and isinstance(value, (str, list)):
+        try:
+            return key_chord([value] if isinstance(value, str) else value)
+        except UnknownKey as error:
+            if isinstance(value, str) and len(value.split()) > 1:  # "ctrl c" is a chord too
+                try:
+                    return key_chord(value.split())
+                except UnknownKey:
+                    pass
+            raise ActionParseError(str(error)) from None
     if isinstance(value, str):
         # "ctrl+c" and "ctrl c" both mean a chord.
         return [part for part in re.split(r"[+\s]+", value.strip()) if part] or [value]

@@ -10,7 +10,8 @@
 * Every command is an argument list (adbutils quotes each argument for the device shell);
   model text never becomes shell syntax.
 * Text: printable ASCII through ``input text``; anything else through ADBKeyboard's
-  base64 broadcast, or a clear error saying what to install.
+  base64 broadcast, or a clear error saying what to install. A tab is refused, as on the
+  desktop (:mod:`qvl_agent.typed_text`).
 * A phone that stops answering gets a bounded number of reconnects; then DeviceError.
 """
 
@@ -26,6 +27,7 @@ from qvl_agent.actions import Action, Click, Key, LongPress, Open, Swipe, System
 from qvl_agent.devices import adb_commands as cmd
 from qvl_agent.devices.base import CaptureError, DeviceError, Observation, perform_device_independent
 from qvl_agent.geometry import Monitor
+from qvl_agent.typed_text import tab_refusal
 
 T = TypeVar("T")
 SWIPE_MILLISECONDS = 500
@@ -223,6 +225,8 @@ class AndroidDevice:
         return point.screen
 
     def _type(self, text: str) -> None:
+        if (refused := tab_refusal(text, self.space)) is not None:
+            raise DeviceError(refused)
         if not cmd.needs_ime(text):
             for command in cmd.ascii_text_commands(text):
                 self._act(command)

@@ -5,9 +5,13 @@ Facts this module is built on (see shared/reference/devices.md):
 * pyautogui opens its X display at import time, so it is imported only after the display
   is known to be reachable; a missing display is a DeviceError, not a KeyError.
 * ``pyautogui.write`` drops non-ASCII characters and types ``<`` as ``>`` under X11, and
-  ``xdotool type`` loses remapped characters in a race with the app; text goes through
-  :mod:`qvl_agent.devices.x11_typing`, which types any character exactly.
-* pyautogui silently ignores key names it does not know: we check every key first.
+  ``xdotool type`` loses remapped characters in a race with the app; text and key chords go
+  through :mod:`qvl_agent.devices.x11_typing`, which types any character exactly, in
+  whichever keyboard layout group is active (pyautogui's keycodes are group 1's).
+* Key names are made canonical by :mod:`qvl_agent.keys` (the parser has done it already for
+  a model's answer); pyautogui silently ignores names it does not know: we check first.
+* Under Wayland, mss sees only XWayland windows and XTEST reaches only X11 apps: the device
+  refuses to start there (``QVL_AGENT_ALLOW_XWAYLAND=1`` overrides, for XWayland-only use).
 * The fail-safe stays on (a human slams the pointer into a corner to stop the agent). It
   fires when the pointer *sits* on a corner pixel before a call, so the agent never moves
   the pointer onto one itself: a target on an exact corner is moved one pixel inward.
@@ -32,20 +36,15 @@ from qvl_agent.actions import (
 from qvl_agent.devices.base import CaptureError, DeviceError, Observation, perform_device_independent
 from qvl_agent.devices.x11_typing import X11Typer
 from qvl_agent.geometry import Monitor
+from qvl_agent.keys import UnknownKey, chord
+from qvl_agent.typed_text import tab_refusal
 
 # One wheel notch per this many "pixels" of a scroll action (a notch scrolls ~3 lines).
 PIXELS_PER_NOTCH = 50
 DRAG_SECONDS = 0.3
 
-# Model key names -> pyautogui key names.
-KEY_ALIASES = {
-    "return": "enter", "escape": "esc", "control": "ctrl", "cmd": "win", "command": "win",
-    "super": "win", "meta": "win", "windows": "win", "option": "alt", "del": "delete",
-    "page_down": "pagedown", "pgdn": "pagedown", "page_up": "pageup", "pgup": "pageup",
-    "arrowup": "up", "arrowdown": "down", "arrowleft": "left", "arrowright": "right",
-    "back_space": "backspace", "spacebar": "space", " ": "space", "caps_lock": "capslock",
-    "print_screen": "printscreen", "prtsc": "printscreen", "ins": "insert",
-}
+# Set to 1 to run under Wayland anyway, when every app to automate runs under XWayland.
+ALLOW_XWAYLAND_ENV = "QVL_AGENT_ALLOW_XWAYLAND"
 
 
 class DesktopDevice:
@@ -54,6 +53,7 @@ class DesktopDevice:
     space = "computer"
 
     def __init__(self, monitor: int = 1, display: str | None = None) -> None:
+        _refuse_wayland()
         self.display = _reachable_display(display)
         self._gui = _bind_pyautogui(self.display)
         import mss
@@ -123,8 +123,7 @@ class DesktopDevice:
                 notches = max(1, round(abs(action.pixels) / PIXELS_PER_NOTCH))
                 gui.scroll(notches if action.pixels > 0 else -notches, *where)
             elif isinstance(action, Key):
-                keys = [self._key_name(key) for key in action.keys]
-                gui.hotkey(*keys)
+                self._press(action.keys)
             elif isinstance(action, TypeText):
                 self._type(action.text)
             elif not perform_device_independent(action):
@@ -148,18 +147,29 @@ class DesktopDevice:
         x = min(max(x, 1), width - 2) if (x in (0, width - 1) and y in (0, height - 1)) else x
         return x, y
 
-    def _key_name(self, key: str) -> str:
-        name = key.strip()
-        lowered = name.lower()
-        name = KEY_ALIASES.get(lowered, lowered if len(name) > 1 else name)
-        if not self._gui.isValidKey(name) or not _x11_key_exists(self._gui, name):
-            raise DeviceError(f"unknown key {key!r}; use names like enter, esc, ctrl, alt, shift, tab, f5, a")
-        return name
+    def _press(self, keys: list[str]) -> None:
+        """Press a chord; on X11 through the typer, in the active layout group."""
+        try:
+            names = chord(keys)
+        except UnknownKey as error:
+            raise DeviceError(str(error)) from None
+        if self._typer is not None:
+            try:
+                self._typer.press_chord(names)
+            except ValueError as error:
+                raise DeviceError(str(error)) from None
+            return
+        for name in names:
+            if not self._gui.isValidKey(name):
+                raise DeviceError(f"unknown key {name!r} on this desktop")
+        self._gui.hotkey(*names)
 
     def _type(self, text: str) -> None:
+        if (refused := tab_refusal(text, self.space)) is not None:
+            raise DeviceError(refused)
         # Windows line ends are one line break; other control characters are keys, not text.
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-        control = sorted({repr(c) for c in text if (ord(c) < 32 and c not in "\n\t") or ord(c) == 127})
+        control = sorted({repr(c) for c in text if (ord(c) < 32 and c != "\n") or ord(c) == 127})
         if control:
             raise DeviceError(f"text holds control characters {', '.join(control)}; use the key action for keys")
         if not text:
@@ -183,6 +193,21 @@ def quiet_xlib() -> Iterator[None]:
     Xauthority file is empty (normal under Xvfb); keep that out of the user's output."""
     with contextlib.redirect_stdout(io.StringIO()):
         yield
+
+
+def _refuse_wayland() -> None:
+    """Under Wayland the screenshots would miss native windows and the input would miss
+    native apps: acting blind. One line says so, unless the user opts in."""
+    if not sys.platform.startswith("linux") or os.environ.get(ALLOW_XWAYLAND_ENV) == "1":
+        return
+    session = os.environ.get("XDG_SESSION_TYPE", "").lower()
+    if session == "wayland" or os.environ.get("WAYLAND_DISPLAY"):
+        raise DeviceError(
+            "this is a Wayland session: screenshots would show only XWayland windows and "
+            "input would reach only X11 apps, so the agent would act blind; log in to an X11 "
+            f"session (e.g. 'GNOME on Xorg'), or set {ALLOW_XWAYLAND_ENV}=1 if every app "
+            "to automate runs under XWayland"
+        )
 
 
 def _reachable_display(display: str | None) -> str | None:
@@ -227,15 +252,6 @@ def _bind_pyautogui(display: str | None) -> Any:
     width, height = pyautogui.size()
     pyautogui.FAILSAFE_POINTS = [(0, 0), (0, height - 1), (width - 1, 0), (width - 1, height - 1)]
     return pyautogui
-
-
-def _x11_key_exists(gui: Any, name: str) -> bool:
-    """pyautogui lists keys X11 has no keysym for (volumeup, command, ...) and ignores them."""
-    if not sys.platform.startswith("linux"):
-        return True
-    from pyautogui import _pyautogui_x11 as x11
-
-    return bool(x11.keyboardMapping.get(name))
 
 
 def _ensure_xauthority() -> None:

@@ -14,7 +14,9 @@ so any other image is refused here instead of being rescaled by the server.
 
 One instance is shared by every thread of a batch run or an eval (httpx's client is
 thread-safe and pools connections). The API key goes into the Authorization header and
-nowhere else: not into ``name``, not into errors, not into logs.
+nowhere else: not into ``name``, not into errors, not into logs; a user and password in
+the URL likewise go only into the request (basic auth), and every message shows the URL
+masked (:mod:`qvl_agent.redaction`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from qvl_agent.geometry import FACTOR
 from qvl_agent.models.base import ModelError, Response
 from qvl_agent.openai_wire import chat_messages, error_message, png_data_url
+from qvl_agent.redaction import MASK, mask_url_credentials, url_secrets, without_url_credentials
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -93,8 +96,9 @@ class EndpointModel:
 
         self._httpx = httpx
         self.base_url = normalise_base_url(base_url)
+        self.shown_url = mask_url_credentials(self.base_url)  # for messages and logs
         self.model = model
-        self.name = f"endpoint:{model}@{_without_credentials(self.base_url)}"
+        self.name = f"endpoint:{model}@{without_url_credentials(self.base_url)}"
         self.max_new_tokens = max_new_tokens
         self.timeout = timeout
         self.max_retries = max_retries
@@ -105,6 +109,7 @@ class EndpointModel:
         # must be multiples of it, or the server's processor would resize it again.
         self.factor = factor
         self._key = api_key or None
+        self._secrets = [secret for secret in (api_key, *url_secrets(self.base_url)) if secret]
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
             headers=headers,
@@ -115,7 +120,7 @@ class EndpointModel:
         )
 
     def __repr__(self) -> str:
-        return f"EndpointModel({self.base_url!r}, {self.model!r})"
+        return f"EndpointModel({self.shown_url!r}, {self.model!r})"
 
     def close(self) -> None:
         self._client.close()
@@ -182,7 +187,7 @@ class EndpointModel:
             log.warning(
                 "%s does not accept mm_processor_kwargs; sending the image without pixel "
                 "bounds (it is already at the size the model should see)",
-                self.base_url,
+                self.shown_url,
             )
             self.pixel_bounds = False
             return self._send(messages, pixels, self._body(messages, pixels))
@@ -194,7 +199,7 @@ class EndpointModel:
         """One request with retries: the final response, whatever its status, and the
         seconds spent on failed attempts and pauses before it."""
         httpx = self._httpx
-        url = self.base_url + path
+        url, shown = self.base_url + path, self.shown_url + path
         headers = {"Content-Type": "application/json"} if content is not None else None
         started = time.perf_counter()
         for attempt in range(self.max_retries + 1):
@@ -203,15 +208,15 @@ class EndpointModel:
             try:
                 response = self._client.request(method, url, content=content, headers=headers)
             except httpx.TimeoutException:
-                failure = f"{url} gave no answer within {self.timeout:g} s"
+                failure = f"{shown} gave no answer within {self.timeout:g} s"
             except httpx.TransportError as error:
                 failure = (
-                    f"could not reach {url}: {self._redact(str(error)) or type(error).__name__}"
+                    f"could not reach {shown}: {self._redact(str(error)) or type(error).__name__}"
                 )
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response, (attempt_started - started) if attempt else 0.0
-                failure = f"{url} answered HTTP {response.status_code}: {self._message(response)}"
+                failure = f"{shown} answered HTTP {response.status_code}: {self._message(response)}"
                 retry_after = _retry_after(response.headers.get("retry-after"))
             if attempt == self.max_retries:
                 raise ModelError(f"{failure} (gave up after {attempt + 1} attempts)")
@@ -229,7 +234,7 @@ class EndpointModel:
             body = response.json()
         except ValueError:
             raise ModelError(
-                f"{self.base_url} answered HTTP 200 with something that is not JSON: "
+                f"{self.shown_url} answered HTTP 200 with something that is not JSON: "
                 f"{self._snippet(response.text)!r}"
             ) from None
         try:
@@ -237,7 +242,7 @@ class EndpointModel:
             text = _message_text(message)
         except (KeyError, IndexError, TypeError, ValueError):
             raise ModelError(
-                f"{self.base_url} answered with JSON that is not a chat completion "
+                f"{self.shown_url} answered with JSON that is not a chat completion "
                 f"(no choices[0].message text): {self._snippet(json.dumps(body))!r}"
             ) from None
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
@@ -256,7 +261,7 @@ class EndpointModel:
     def _client_error(self, response: Any, pixels: int) -> ModelError:
         """A ModelError for an answer that retrying will not fix, saying what to change."""
         status, message = response.status_code, self._message(response)
-        said = f"{self.base_url} answered HTTP {status}: {message}"
+        said = f"{self.shown_url} answered HTTP {status}: {message}"
         lowered = message.lower()
         if status in (401, 403):
             return ModelError(
@@ -269,7 +274,7 @@ class EndpointModel:
                 return ModelError(f"{said}. {self._not_served(served)}")
             if served is None and status == 404:
                 return ModelError(
-                    f"{said}. Is {self.base_url} an OpenAI-compatible API? Its base "
+                    f"{said}. Is {self.shown_url} an OpenAI-compatible API? Its base "
                     "URL usually ends in /v1"
                 )
         if status == 413 or any(phrase in lowered for phrase in _TOO_LARGE):
@@ -301,7 +306,7 @@ class EndpointModel:
             raise self._client_error(response, 0)
         served = _model_ids(response)
         if served is not None and self.model not in served:
-            raise ModelError(f"{self.base_url}: {self._not_served(served)}")
+            raise ModelError(f"{self.shown_url}: {self._not_served(served)}")
 
     def _not_served(self, served: list[str]) -> str:
         return (
@@ -323,8 +328,12 @@ class EndpointModel:
         return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "..."
 
     def _redact(self, text: str) -> str:
-        """Servers sometimes quote the key they refused; it never reaches our messages."""
-        return text.replace(self._key, "***") if self._key else text
+        """Servers sometimes quote the key they refused, or a URL with a password; neither
+        reaches our messages."""
+        text = mask_url_credentials(text)
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
 
 
 def pinned_pixel_bounds(pixels: int) -> dict[str, Any]:
@@ -342,19 +351,16 @@ def normalise_base_url(url: str) -> str:
     (hosted APIs put theirs elsewhere, e.g. DashScope's ``.../compatible-mode/v1``)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
+        shown = mask_url_credentials(url)
+        if "@" in shown and "://" not in shown:  # user:pass@host without a scheme
+            shown = f"{MASK}@{shown.rpartition('@')[2]}"
         raise ModelError(
-            f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}"
+            f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {shown!r}"
         )
     path = parts.path.rstrip("/")
     for suffix in ("/chat/completions", "/completions"):
         path = path.removesuffix(suffix)
     return urlunsplit((parts.scheme, parts.netloc, path or "/v1", "", ""))
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _model_ids(response: Any) -> list[str] | None:

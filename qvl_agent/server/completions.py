@@ -5,6 +5,12 @@ the request's pixel bounds (``mm_processor_kwargs``, default the checkpoint's) s
 messages are rendered with the checkpoint's own chat template (what vLLM does), and the
 model answers on a single worker thread: requests wait their turn in arrival order, and a
 full queue answers 503 with Retry-After instead of piling up.
+
+Nothing a request holds may cost unbounded memory or time. In order, before the model:
+a place in the queue (503 when full), then the JSON, then the prompt's text tokens against
+the prompt limit (the model's context, or ``max_prompt_tokens``), then the image's declared
+size against ``max_image_pixels`` (from its header, before a pixel is decoded; at most
+``decoders`` images decode at once), then text plus image tokens against the limit again.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from qvl_agent.geometry import Frame, Monitor, model_view
 from qvl_agent.models.base import ModelError
 from qvl_agent.openai_wire import WireError, image_from_data_url
+from qvl_agent.server import limits
+
+# Longest model name echoed back in an error.
+_ECHO = 80
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -99,6 +109,9 @@ class CompletionService:
         max_new_tokens: int = 256,
         max_pixels: int | None = None,
         max_queue: int = 64,
+        max_prompt_tokens: int = limits.MAX_PROMPT_TOKENS,
+        max_image_pixels: int = limits.MAX_IMAGE_PIXELS,
+        decoders: int = limits.DECODERS,
     ) -> None:
         if not getattr(model.tokenizer, "chat_template", None):
             raise ModelError(
@@ -111,6 +124,23 @@ class CompletionService:
         self.min_pixels = int(size["shortest_edge"])
         self.max_pixels = int(max_pixels or size["longest_edge"])
         self.max_queue = max_queue
+        self.max_image_pixels = max_image_pixels
+        # The prompt must leave room for the answer within the model's context.
+        self.context = context_length(getattr(model.model, "config", None))
+        self.max_prompt_tokens = max_prompt_tokens
+        if self.context is not None:
+            self.max_prompt_tokens = min(max_prompt_tokens, self.context - max_new_tokens)
+        if self.max_prompt_tokens < 1:
+            raise ModelError(
+                f"{model.name} has a context of {self.context} tokens: no room for a prompt "
+                f"and {max_new_tokens} new tokens; lower --max-new-tokens"
+            )
+        # No token covers more bytes than the vocabulary's longest one: a text of B bytes is
+        # at least B / longest tokens, which refuses a huge text without tokenizing it.
+        self._longest_token = max(
+            (len(token.encode("utf-8")) for token in model.tokenizer.get_vocab()), default=1
+        )
+        self._decoding = threading.BoundedSemaphore(decoders)
         self.created = int(time.time())
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._waiting = 0
@@ -123,6 +153,19 @@ class CompletionService:
     def in_flight(self) -> int:
         """Requests being answered or waiting for the model."""
         return self._waiting
+
+    @property
+    def full(self) -> bool:
+        """True when a new request would be refused with 503 (checked before its body is read)."""
+        return self._waiting >= self.max_queue
+
+    def busy_error(self) -> RequestError:
+        return RequestError(
+            503,
+            f"the server is busy ({self._waiting} requests in flight); retry shortly",
+            kind="server_overloaded",
+            headers={"Retry-After": "1"},
+        )
 
     def models(self) -> dict[str, Any]:
         return {
@@ -139,12 +182,23 @@ class CompletionService:
 
     def complete(self, body: bytes) -> tuple[dict[str, Any], dict[str, str]]:
         """The completion for a request body, and extra response headers; RequestError otherwise."""
+        with self._waiting_lock:  # a place in the queue before anything is decoded
+            if self._waiting >= self.max_queue:
+                raise self.busy_error()
+            self._waiting += 1
+        try:
+            return self._complete(body)
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+
+    def _complete(self, body: bytes) -> tuple[dict[str, Any], dict[str, str]]:
         request = _parse_request(body)
         if request.model != self.served_name:
+            shown = request.model[:_ECHO] + ("..." if len(request.model) > _ECHO else "")
             raise RequestError(
                 404,
-                f"The model `{request.model}` does not exist; this server serves "
-                f"`{self.served_name}`",
+                f"The model `{shown}` does not exist; this server serves `{self.served_name}`",
                 code="model_not_found",
                 param="model",
             )
@@ -154,10 +208,11 @@ class CompletionService:
             )
         if request.n != 1:
             raise RequestError(400, "n must be 1", param="n")
-        image = self._image(request)
-        chat_text = self.model.tokenizer.apply_chat_template(
-            _template_messages(request.messages), tokenize=False, add_generation_prompt=True
-        )
+        url = _one_image_url(request)
+        chat_text, text_tokens = self._text_tokens(request)
+        image = self._image(request, url)
+        image_tokens = (image.width // self.model.factor) * (image.height // self.model.factor)
+        self._check_prompt(text_tokens, image_tokens)
         wanted = request.max_completion_tokens or request.max_tokens or self.max_new_tokens
         limit = min(wanted, self.max_new_tokens)
         response, busy_ms = self._answer(chat_text, image, limit)
@@ -188,26 +243,67 @@ class CompletionService:
         }
         return completion, {"openai-processing-ms": f"{busy_ms:.1f}"}
 
-    def _image(self, request: ChatRequest) -> Image.Image:
+    def _chat_text(self, request: ChatRequest) -> str:
+        try:
+            return self.model.tokenizer.apply_chat_template(
+                _template_messages(request.messages), tokenize=False, add_generation_prompt=True
+            )
+        except Exception as error:  # the template's own checks (jinja raise_exception)
+            raise RequestError(
+                400, f"the chat template refused the messages: {error}", param="messages"
+            ) from None
+
+    def _text_tokens(self, request: ChatRequest) -> tuple[str, int]:
+        """The rendered prompt and its tokens without the image's (its placeholder counts
+        one), refused past the limit; a text too long for any tokenization is refused unread."""
+        texts = [
+            part if isinstance(part, str) else part.text
+            for message in request.messages
+            for part in ([message.content] if isinstance(message.content, str) else message.content)
+            if not isinstance(part, _ImagePart)
+        ]
+        size = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+        # Each message renders to at least its start and end tokens.
+        at_least = size // self._longest_token + 2 * len(request.messages)
+        if at_least > self.max_prompt_tokens:
+            raise self._too_long(f"at least {at_least}", "text")
+        chat_text = self._chat_text(request)
+        try:
+            tokens = len(self.model.tokenizer(chat_text)["input_ids"]) - 1
+        except Exception as error:  # e.g. a lone surrogate the tokenizer cannot encode
+            raise RequestError(
+                400, f"the messages cannot be tokenized: {error}", param="messages"
+            ) from None
+        if tokens > self.max_prompt_tokens:
+            raise self._too_long(str(tokens), "text")
+        return chat_text, tokens
+
+    def _check_prompt(self, text_tokens: int, image_tokens: int) -> None:
+        total = text_tokens + image_tokens
+        if total > self.max_prompt_tokens:
+            raise self._too_long(f"{total} ({text_tokens} text + {image_tokens} image)", "")
+
+    def _too_long(self, count: str, what: str) -> RequestError:
+        room = self.context - self.max_new_tokens if self.context is not None else None
+        if self.max_prompt_tokens == room:
+            why = (
+                f"the model's context of {self.context} tokens less {self.max_new_tokens} "
+                "for the answer"
+            )
+        else:
+            why = "this server's --max-prompt-tokens"
+        return RequestError(
+            400,
+            f"the prompt is too long: {count} {what + ' ' if what else ''}tokens, more than "
+            f"the {self.max_prompt_tokens} allowed by {why}; shorten the messages or send a "
+            "smaller image",
+            code="context_length_exceeded",
+            param="messages",
+        )
+
+    def _image(self, request: ChatRequest, url: str) -> Image.Image:
         """The request's one image at the size its pixel bounds give it (unchanged when it
         is already a smart_resize size within them, as our client always sends)."""
-        urls = [
-            part.image_url.url
-            for message in request.messages
-            if not isinstance(message.content, str)
-            for part in message.content
-            if isinstance(part, _ImagePart)
-        ]
-        if len(urls) != 1:
-            raise RequestError(
-                400,
-                f"send exactly one image (an image_url part) per request; this one has {len(urls)}",
-                param="messages",
-            )
-        try:
-            image = image_from_data_url(urls[0])
-        except WireError as error:
-            raise RequestError(400, str(error), param="messages") from None
         bounds = request.mm_processor_kwargs or _PixelBounds()
         low, high = bounds.min_pixels or self.min_pixels, bounds.max_pixels or self.max_pixels
         if low > high:
@@ -223,31 +319,24 @@ class CompletionService:
                 f"{self.max_pixels} per image",
                 param="mm_processor_kwargs",
             )
-        try:
-            frame = Frame.fit(
-                Monitor(width=image.width, height=image.height), low, high, self.model.factor
-            )
-        except ValueError as error:
-            raise RequestError(400, f"unusable image: {error}", param="messages") from None
-        return model_view(image, frame)
+        with self._decoding:  # the decoded image and its resizing are the big allocations
+            try:
+                image = image_from_data_url(url, max_pixels=self.max_image_pixels)
+            except WireError as error:
+                raise RequestError(400, str(error), param="messages") from None
+            try:
+                frame = Frame.fit(
+                    Monitor(width=image.width, height=image.height), low, high, self.model.factor
+                )
+            except ValueError as error:
+                raise RequestError(400, f"unusable image: {error}", param="messages") from None
+            return model_view(image, frame)
 
     def _answer(self, chat_text: str, image: Image.Image, max_new_tokens: int):
-        with self._waiting_lock:
-            if self._waiting >= self.max_queue:
-                raise RequestError(
-                    503,
-                    f"the server is busy ({self._waiting} requests in flight); retry shortly",
-                    kind="server_overloaded",
-                    headers={"Retry-After": "1"},
-                )
-            self._waiting += 1
         try:
             return self._worker.submit(self._timed, chat_text, image, max_new_tokens).result()
         except ModelError as error:
             raise RequestError(400, str(error), param="messages") from None
-        finally:
-            with self._waiting_lock:
-                self._waiting -= 1
 
     def _timed(self, chat_text: str, image: Image.Image, max_new_tokens: int):
         started = time.perf_counter()
@@ -255,10 +344,39 @@ class CompletionService:
         return response, (time.perf_counter() - started) * 1000
 
 
+def context_length(config: Any) -> int | None:
+    """The model's context in tokens: ``max_position_embeddings`` of its text config (or of
+    the config itself, for flat ones); None when the config does not say."""
+    for source in (getattr(config, "text_config", None), config):
+        value = getattr(source, "max_position_embeddings", None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _one_image_url(request: ChatRequest) -> str:
+    urls = [
+        part.image_url.url
+        for message in request.messages
+        if not isinstance(message.content, str)
+        for part in message.content
+        if isinstance(part, _ImagePart)
+    ]
+    if len(urls) != 1:
+        raise RequestError(
+            400,
+            f"send exactly one image (an image_url part) per request; this one has {len(urls)}",
+            param="messages",
+        )
+    return urls[0]
+
+
 def _parse_request(body: bytes) -> ChatRequest:
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError:
+        raise RequestError(400, "the request body is not valid JSON: nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, bad UTF-8, an integer of 4300+ digits
         raise RequestError(400, f"the request body is not valid JSON: {error}") from None
     try:
         return ChatRequest.model_validate(data)
