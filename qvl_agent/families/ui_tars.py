@@ -33,6 +33,7 @@ from qvl_agent.families.call_syntax import Call, CallSyntaxError, read_calls
 from qvl_agent.geometry import FACTOR, Frame
 from qvl_agent.parsing import NUMBER, ActionParseError, Parsed, _explain, _keys, _point, _resolve
 from qvl_agent.prompts import Message, Prompt, fill, template
+from qvl_agent.typed_text import tab_refusal
 
 NAME = "ui-tars-1.5"
 LANGUAGE = "English"
@@ -166,12 +167,15 @@ def to_action(call: Call, frame: Frame, space: Space, notes: list[str],
         notes.append("the model called the user for help (call_user); the run stops as failed")
         fields = {"action": "terminate", "status": "failure"}
     elif name == "type":
-        fields = {"action": "type", "text": _text(args, "content")}
+        text = _text(args, "content")
+        if (refused := tab_refusal(text, space)) is not None:
+            raise ActionParseError(refused)
+        fields = {"action": "type", "text": text}
     elif name in ("hotkey", "press", "keydown"):
         keys = args.get("key", args.get("hotkey", args.get("", "")))
         if not keys.strip():
             raise ActionParseError(f"{name} needs key='...', e.g. hotkey(key='ctrl c')")
-        fields = {"action": "key", "keys": _keys(keys)}
+        fields = {"action": "key", "keys": _keys(keys, space)}
         if name != "hotkey":
             notes.append(f"{name}(key=...) was pressed and released")
     elif name in ("drag", "select", "swipe"):
