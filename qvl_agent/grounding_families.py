@@ -37,10 +37,8 @@ from qvl_agent.geometry import (
     QWEN3_VL_MIN_PIXELS,
     Frame,
     Monitor,
-    from_relative,
 )
 from qvl_agent.grounding_formats import (
-    GRID,
     GroundingAnswer,
     GroundingFormatError,
     parse_gta1,
@@ -130,9 +128,10 @@ class GroundingFamily:
             return Located(point=None, refused=True)
         point, box = parsed.point, parsed.box
         if self.coordinates == "rel1000":
-            point = from_relative(frame, *point, GRID)
+            grid = frame.model_copy(update={"coordinates": "rel1000"})
+            point = grid.to_resized(*point)
             if box is not None:
-                box = (*from_relative(frame, *box[:2], GRID), *from_relative(frame, *box[2:], GRID))
+                box = (*grid.to_resized(*box[:2]), *grid.to_resized(*box[2:]))
         return Located(point=point, box=box)
 
 

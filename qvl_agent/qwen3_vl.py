@@ -19,7 +19,7 @@
 
   Since the grid is relative, mapping through the resized image or straight onto the
   screen gives the same pixel: ``x_screen = x / scale * W_screen``
-  (``geometry.from_relative`` then ``Frame.to_screen``). The two scales differ by 0.1 %
+  (``Frame.to_screen`` of a ``rel1000`` or ``rel999`` frame). The two scales differ by 0.1 %
   (at most 2 px on a 1920 px screen); OSWorld's qwen3vl agent mixes them (tool says 1000,
   code divides by 999), we follow each cookbook.
 * **The Qwen3-era tool schemas** (cookbooks/utils/agent_function_call.py at 0dcc180) add

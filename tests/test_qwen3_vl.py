@@ -26,7 +26,6 @@ from qvl_agent.geometry import (
     CoordinateError,
     Frame,
     Monitor,
-    from_relative,
     model_view,
     smart_resize,
 )
@@ -410,54 +409,51 @@ def test_frame_is_the_size_qwen3s_processor_resizes_to(tiny_qwen3_model, width, 
 
 
 def test_the_0_1000_grid_maps_onto_the_whole_screen():
-    frame = qwen3_frame(1920, 1080)
-    assert frame.to_screen(*from_relative(frame, 0, 0, 1000)) == (0, 0)
-    assert frame.to_screen(*from_relative(frame, 500, 500, 1000)) == (960, 540)
-    assert frame.to_screen(*from_relative(frame, 1000, 1000, 1000)) == (1919, 1079)
+    frame = qwen3_frame(1920, 1080).model_copy(update={"coordinates": "rel1000"})
+    assert frame.to_screen(0, 0) == (0, 0)
+    assert frame.to_screen(500, 500) == (960, 540)
+    assert frame.to_screen(1000, 1000) == (1919, 1079)  # the far edge, kept on the screen
     # The mobile cookbook's 999 grid: 999 is the last pixel, x / 999 * width.
-    assert frame.to_screen(*from_relative(frame, 999, 999, 999)) == (1919, 1079)
-    assert frame.to_screen(*from_relative(frame, 333, 0, 999))[0] == round(333 / 999 * 1920)
-    for bad in ((1001, 5), (-1, 5), (float("nan"), 5), (5, float("inf"))):
+    mobile = frame.model_copy(update={"coordinates": "rel999"})
+    assert mobile.to_screen(999, 999) == (1919, 1079)
+    assert mobile.to_screen(333, 0)[0] == round(333 / 999 * 1920)
+    for bad in ((1100, 5), (-60, 5), (float("nan"), 5), (5, float("inf"))):
         with pytest.raises(CoordinateError, match="0 <= x <= 1000"):
-            from_relative(frame, *bad, 1000)
+            frame.to_screen(*bad)
 
 
 def test_tool_grids_map_as_the_qwen3_cookbooks_map_them():
     """Mobile: rescale_coordinates, round(x / 999 * width) on the screenshot
     (cookbooks/mobile_agent.ipynb); computer: x / 1000 * resized_width on the resized image
-    (cookbooks/computer_use.ipynb), which is the same screen pixel once scaled back."""
-    from qvl_agent.qwen3_vl import TOOL_SCREENS
+    (cookbooks/computer_use.ipynb), the same point of the screen."""
 
     def rescale_coordinates(point, width, height):  # mobile_agent.ipynb, verbatim
         point = [round(point[0] / 999 * width), round(point[1] / 999 * height)]
         return point
 
     rng = random.Random(999)
-    for width, height in [(1080, 2400), (720, 1280), (1440, 3200), (1920, 1080)]:
-        frame = Frame.fit(
+    for width, height in [(1080, 2400), (720, 1280), (1440, 3200), (1920, 1080), (1366, 768)]:
+        fitted = Frame.fit(
             Monitor(width=width, height=height), QWEN3_VL_MIN_PIXELS, QWEN3_VL_MAX_PIXELS, 32
         )
-        scale = TOOL_SCREENS["mobile"].scale
+        mobile = fitted.model_copy(update={"coordinates": "rel999"})
         for x, y in [(0, 0), (999, 999), (500, 1)] + [
             (rng.randint(0, 999), rng.randint(0, 999)) for _ in range(300)
-        ]:
+        ] + [(rng.randint(0, 1998) / 2, rng.randint(0, 1998) / 2) for _ in range(300)]:
             expected = rescale_coordinates([x, y], width, height)
             # The cookbook can round onto the pixel past the edge; a click stays on the screen.
             expected = [min(expected[0], width - 1), min(expected[1], height - 1)]
-            assert list(frame.to_screen(*from_relative(frame, x, y, scale))) == expected, (x, y)
+            assert list(mobile.to_screen(x, y)) == expected, (x, y)
 
-        scale = TOOL_SCREENS["computer"].scale
+        computer = fitted.model_copy(update={"coordinates": "rel1000"})
         for x, y in [(0, 0), (1000, 1000)] + [
             (rng.randint(0, 1000), rng.randint(0, 1000)) for _ in range(300)
         ]:
-            resized = (
-                x / 1000 * frame.resized_width,
-                y / 1000 * frame.resized_height,
-            )  # the cookbook
-            assert frame.to_screen(*from_relative(frame, x, y, scale)) == frame.to_screen(*resized)
-    assert TOOL_SCREENS["computer"].resolution == (1000, 1000) and TOOL_SCREENS[
-        "mobile"
-    ].resolution == (999, 999)
+            resized = (x / 1000 * fitted.resized_width, y / 1000 * fitted.resized_height)
+            assert computer.to_resized(x, y) == resized  # the cookbook's own arithmetic
+            assert computer.to_image(x, y) == pytest.approx(
+                (resized[0] * width / fitted.resized_width, resized[1] * height / fitted.resized_height)
+            )
 
 
 def test_qvl_serve_answers_a_qwen3_request_as_the_model_does(tiny_qwen3_model):
