@@ -27,6 +27,9 @@ from qvl_agent.actions import TOOL_NAMES, Space
 from qvl_agent.geometry import Frame
 
 VISION_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+# The Qwen cookbooks' system message, and the system turn Qwen2.5-VL's chat template adds to
+# a conversation that has none.
+DEFAULT_SYSTEM = "You are a helpful assistant."
 # A template's source citation: leading lines that start with this are dropped on load.
 HEADER_MARK = "#|"
 

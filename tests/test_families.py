@@ -45,7 +45,7 @@ def test_every_family_is_complete_data():
     for name, family in FAMILIES.items():
         assert family.name == name and family.source and family.history
         assert family.factor in (28, 32) and 0 < family.min_pixels < family.max_pixels
-        assert family.coordinates in ("pixels", "rel1000", "rel1")
+        assert family.coordinates in ("pixels", "rel1000", "rel999", "rel1")
         assert (family.prompt is None) == (family.parse is None)
         assert family.prompt is not None or family.ground is not None
 

@@ -29,7 +29,7 @@ from qvl_agent.geometry import (
     model_view,
     smart_resize,
 )
-from qvl_agent.grounding_families import grounding_family
+from qvl_agent.families import get_family
 from qvl_agent.models import ModelError
 from qvl_agent.models.checkpoint import QWEN3_VL_CHAT_TEMPLATE, build_random_checkpoint
 from qvl_agent.models.local import LocalModel
@@ -136,7 +136,7 @@ def test_chat_template_renders_what_prompt_chat_text_renders(tiny_qwen3_model):
     frame = qwen3_frame(1920, 1080)
     for prompt in (
         build_prompt("Öffne die Einstellungen 设置", "computer", frame),
-        grounding_family("qwen3-vl-ground").prompt("the Save button", frame),
+        get_family("qwen3-vl-ground").grounding().prompt("the Save button", frame),
     ):
         messages = []
         for message in prompt.messages:
@@ -148,7 +148,7 @@ def test_chat_template_renders_what_prompt_chat_text_renders(tiny_qwen3_model):
             messages, tokenize=False, add_generation_prompt=True
         )
     # Unlike Qwen2.5-VL's template, Qwen3-VL's adds no system turn of its own.
-    assert "system" not in grounding_family("qwen3-vl-ground").prompt("x", frame).chat_text()
+    assert "system" not in get_family("qwen3-vl-ground").grounding().prompt("x", frame).chat_text()
 
 
 def test_prompt_tokens_are_the_stock_processors(tiny_qwen3_model):
@@ -164,7 +164,7 @@ def test_prompt_tokens_are_the_stock_processors(tiny_qwen3_model):
     pads = Qwen3VLProcessor.replace_image_token(stub, stock, 0)
     for prompt in (
         build_prompt("Click OK", "computer", frame, ['{"a": 1}']),
-        grounding_family("qwen3-vl-ground").prompt("the OK button", frame),
+        get_family("qwen3-vl-ground").grounding().prompt("the OK button", frame),
     ):
         inputs = tiny_qwen3_model.encode(prompt, image)
         expected = tiny_qwen3_model.tokenizer(prompt.chat_text().replace(IMAGE_PAD, pads, 1))[
@@ -301,12 +301,12 @@ GROUNDING_CASES = [
 def grounding_qwen3(tiny_qwen3_checkpoint):
     """The tiny Qwen3-VL with its output layer fitted to answer GROUNDING_CASES."""
     model = LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=64)
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     cases = []
     for size, target, seed, answer, _ in GROUNDING_CASES:
         frame = family.frame(Monitor(width=size[0], height=size[1]), max_pixels=SMALL)
         cases.append(
-            (family.prompt(target, frame), model_view(screen_like(*size, seed), frame), answer)
+            (family.grounding().prompt(target, frame), model_view(screen_like(*size, seed), frame), answer)
         )
     fit_answers(model, cases)
     return model
@@ -315,19 +315,19 @@ def grounding_qwen3(tiny_qwen3_checkpoint):
 @pytest.mark.parametrize("case", GROUNDING_CASES, ids=lambda case: case[1])
 def test_greedy_0_1000_answer_lands_on_the_right_screen_pixel(grounding_qwen3, case):
     size, target, seed, answer, pixel = case
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     monitor = Monitor(width=size[0], height=size[1])
     frame = family.frame(monitor, max_pixels=SMALL)
     assert frame.factor == 32 and frame.resized_width % 32 == 0 == frame.resized_height % 32
     response = grounding_qwen3.respond(
-        family.prompt(target, frame), model_view(screen_like(*size, seed), frame)
+        family.grounding().prompt(target, frame), model_view(screen_like(*size, seed), frame)
     )
     assert response.text == answer
-    located = family.locate(response.text, frame)
+    located = family.grounding().parse(response.text, frame)
     assert frame.to_screen(*located.point) == pixel
     # On a monitor to the right of a 1920-wide one, the same answer lands there.
     moved = family.frame(Monitor(left=1920, width=size[0], height=size[1]), max_pixels=SMALL)
-    assert moved.to_screen(*family.locate(response.text, moved).point) == (
+    assert moved.to_screen(*family.grounding().parse(response.text, moved).point) == (
         1920 + pixel[0],
         pixel[1],
     )
@@ -466,10 +466,10 @@ def test_qvl_serve_answers_a_qwen3_request_as_the_model_does(tiny_qwen3_model):
     from qvl_agent.openai_wire import chat_messages, png_data_url
     from qvl_agent.server.completions import CompletionService
 
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     frame = family.frame(Monitor(width=1080, height=2400), max_pixels=SMALL)
     prompt, image = (
-        family.prompt("the Send icon", frame),
+        family.grounding().prompt("the Send icon", frame),
         model_view(screen_like(1080, 2400, 4), frame),
     )
     direct = tiny_qwen3_model.respond(prompt, image)
@@ -496,9 +496,9 @@ def test_a_prompt_that_opens_with_the_image_never_reuses_an_old_screenshot(tiny_
         reuse_system_cache=False,
         force_scaffold=False,
     )
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     frame = family.frame(Monitor(width=1920, height=1080), max_pixels=SMALL)
-    prompt = family.prompt("the OK button", frame)
+    prompt = family.grounding().prompt("the OK button", frame)
     answers = []
     for seed in (1, 2):
         image = model_view(screen_like(1920, 1080, seed), frame)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from qvl_agent.actions import TOOL_NAMES, Space, tool_call_json
-from qvl_agent.families.base import Family, Grounding, Located, Turn
+from qvl_agent.families.base import Family, Turn, agent_grounding
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FACTOR, Frame
 from qvl_agent.parsing import Parsed, parse
 from qvl_agent.prompts import Prompt, build_prompt, fill, template
@@ -48,21 +48,6 @@ def feedback(error: str, space: Space) -> str:
     return fill(template("retry.txt"), tool=TOOL_NAMES[space], error=error)
 
 
-def ground_prompt(description: str, frame: Frame) -> Prompt:
-    """ScreenSpot as the Qwen team scored it (QwenLM/Qwen2.5-VL#763): the computer_use
-    prompt with the description as the query and one screenshot."""
-    return agent_prompt(description, "computer", frame, [])
-
-
-def ground_answer(text: str, frame: Frame) -> Located:
-    """The click's point (a box answered for it is kept); an action without a point is
-    no point, and scored as a miss rather than as an unusable answer."""
-    parsed = parse_answer(text, frame, "computer")
-    points = parsed.action.points()
-    return Located(point=points[0].model if points else None, box=parsed.box,
-                   action=parsed.action, notes=parsed.notes, thought=parsed.thought)
-
-
 FAMILY = Family(
     name="qwen2.5-vl",
     title="Qwen2.5-VL-3B/7B/32B/72B-Instruct and fine-tunes trained on its tool calls",
@@ -75,8 +60,10 @@ FAMILY = Family(
     prompt=agent_prompt,
     parse=parse_answer,
     feedback=feedback,
-    ground=Grounding(prompt=ground_prompt, parse=ground_answer,
-                     source="the computer_use prompt (QwenLM/Qwen2.5-VL#763)"),
+    # ScreenSpot as the Qwen team scored it (QwenLM/Qwen2.5-VL#763): the computer_use prompt
+    # with the description as the query and one screenshot.
+    ground=agent_grounding(agent_prompt, parse_answer, "computer",
+                           "the computer_use prompt (QwenLM/Qwen2.5-VL#763)"),
     names=(r"qwen2\.?5[-_ ]?vl",),
     architectures=("Qwen2_5_VLForConditionalGeneration",),
 )
