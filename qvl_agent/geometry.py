@@ -221,13 +221,13 @@ class Frame(BaseModel):
         return self.monitor.to_absolute(local_x, local_y)
 
     @property
-    def model_extent(self) -> tuple[float, float]:
+    def model_extent(self) -> tuple[int, int] | tuple[float, float]:
         """The size of the space the model answers in, as its prompt states the screen's
         resolution: the resized image's pixels, or the grid (1000x1000 for ``rel1000``)."""
         scale = COORDINATE_SCALES[self.coordinates]
         if scale is None:
             return self.resized_width, self.resized_height
-        return scale, scale
+        return (int(scale), int(scale)) if scale.is_integer() else (scale, scale)
 
     def valid_range(self) -> str:
         """What a model point must be in this frame, said the way the model is told."""

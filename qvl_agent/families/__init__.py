@@ -17,7 +17,7 @@ __all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "FamilyError", "Grounding", "
 
 DEFAULT_FAMILY = "qwen2.5-vl"
 # Registration order is detection order for names: the more specific first.
-_MODULES = ("ui_tars", "gui_owl", "grounders", "qwen25vl")
+_MODULES = ("ui_tars", "gui_owl", "grounders", "qwen3vl", "qwen25vl")
 
 FAMILIES: dict[str, Family] = {}
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qvl_agent.actions import Action, Space
+from qvl_agent.actions import Action, Space, tool_call_json
 from qvl_agent.geometry import Coordinates, Frame, Monitor
 from qvl_agent.parsing import Parsed
 from qvl_agent.prompts import Prompt
@@ -161,3 +161,16 @@ def agent_grounding(build: PromptBuilder, read: Parser, space: Space, source: st
         return located_action(read(text, frame, space))
 
     return Grounding(prompt=prompt, parse=parse, source=source, space=space)
+
+
+def summary_steps(turns: Sequence[Turn], space: Space) -> str:
+    """Earlier steps as ``Step 1: ...; Step 2: ...; `` from the model's own account of each
+    (GUI-Owl's <conclusion>, Qwen3-VL's "Action:" line), newlines and double quotes removed
+    as the cookbooks do; a step without one (a ground-truth step of an eval, an answer that
+    left it out) is its tool call."""
+    def entry(turn: Turn) -> str:
+        if turn.summary:
+            return turn.summary.replace("\n", "").replace('"', "")
+        return tool_call_json(turn.action, space)
+
+    return "".join(f"Step {index}: {entry(turn)}; " for index, turn in enumerate(turns, 1))

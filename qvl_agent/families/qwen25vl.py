@@ -9,7 +9,7 @@ byte-equal to ``computer_use.ipynb``'s bare query). Answers are parsed by
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from qvl_agent.actions import TOOL_NAMES, Space, tool_call_json
 from qvl_agent.families.base import Family, Turn, agent_grounding
@@ -42,6 +42,18 @@ def prose_before_call(text: str) -> str | None:
     match = _CALL_START.search(text)
     prose = text[: match.start()].strip() if match else ""
     return prose or None
+
+
+def renamed_actions(text: str, names: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``text`` with each ``"action": "old"`` of a tool call renamed to ``"new"`` (actions a
+    family's model says that our tool schemas name otherwise), and a note for each."""
+    notes = []
+    for old, new in names.items():
+        pattern = re.compile(r'("action"\s*:\s*")' + re.escape(old) + '(")')
+        if pattern.search(text):
+            text = pattern.sub(r"\g<1>" + new + r"\2", text)
+            notes.append(f'action "{old}" read as "{new}"')
+    return text, notes
 
 
 def feedback(error: str, space: Space) -> str:
