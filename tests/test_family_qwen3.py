@@ -7,11 +7,8 @@ refuses a checkpoint of the other factor."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
@@ -27,6 +24,7 @@ from qvl_agent.models.scripted import ScriptedModel
 from qvl_agent.parsing import ActionParseError
 from qvl_agent.trajectory import read_run
 from tests import reference_prompts as reference
+from tests.agent_helpers import qvl_in_process as qvl
 from tests.agent_helpers import write_script
 from tests.fault_server import FaultServer, completion
 
@@ -39,22 +37,6 @@ COOKBOOK_ANSWER = (
     '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "click", "coordinate": '
     "[447, 81]}}\n</tool_call>"
 )
-
-
-def qvl(*args, stdin: str = "") -> subprocess.CompletedProcess:
-    """``qvl-agent ARGS`` through its entry point, in this process."""
-    from qvl_agent.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved, sys.stdin = sys.stdin, io.StringIO(stdin)
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exit_:
-            code = exit_.code
-        finally:
-            sys.stdin = saved
-    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture(scope="module")

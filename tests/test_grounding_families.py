@@ -8,10 +8,7 @@ refused in one line naming the families that can act.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import subprocess
 from typing import Any, Literal
 
 import pytest
@@ -23,24 +20,11 @@ from qvl_agent.families.detect import choose_family
 from qvl_agent.families.grounders import NOT_THERE
 from qvl_agent.geometry import CoordinateError, Monitor
 from qvl_agent.parsing import ActionParseError
+from tests.agent_helpers import qvl_in_process as qvl
 from tests.agent_helpers import write_script
 
 TASK = "Book a hotel in Paris on August 3rd for 3 nights"
 GROUNDERS = sorted(name for name, family in FAMILIES.items() if not family.acts)
-
-
-def qvl(*args) -> subprocess.CompletedProcess:
-    """``qvl-agent ARGS`` through its entry point, in this process: its exit status and what
-    it printed, as from a process."""
-    from qvl_agent.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exit_:
-            code = exit_.code
-    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture(scope="module")
