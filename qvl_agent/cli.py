@@ -479,23 +479,35 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _parse(args: argparse.Namespace) -> int:
     from qvl_agent.families import FamilyError, get_family
+    from qvl_agent.geometry import CoordinateError
     from qvl_agent.parsing import ActionParseError
 
     width, height = _screen_size(args.screen)
     try:
         family = get_family(args.family)
-        family.check_space(args.space)
+        if family.acts:  # a grounding-only family's answer is a point, whatever the space
+            family.check_space(args.space)
     except FamilyError as error:
         raise CliError(str(error)) from None
     frame = family.frame(Monitor(width=width, height=height), args.min_pixels, args.max_pixels,
-                         args.space)
+                         args.space if family.acts else None)
     text = sys.stdin.read()
     try:
-        parsed = family.parse(text, frame, args.space)
-    except ActionParseError as error:
+        if family.acts:
+            parsed = family.parse(text, frame, args.space)
+            out: dict[str, object] = {"action": parsed.action.action}
+            points = dict(parsed.action)
+            thought, summary, notes = parsed.thought, parsed.summary, parsed.notes
+        else:
+            located = family.grounding().parse(text, frame)
+            out = {}
+            point = located.point and Point(model=located.point,
+                                            screen=frame.to_screen(*located.point))
+            points = {"coordinate": point, "box": located.box}
+            thought, summary, notes = None, None, located.notes
+    except (ActionParseError, CoordinateError) as error:
         raise CliError(f"unusable answer: {error}") from None
-    out: dict[str, object] = {"action": parsed.action.action}
-    for name, value in parsed.action:
+    for name, value in points.items():
         if name == "action" or value is None:
             continue
         if isinstance(value, Point):
@@ -509,12 +521,12 @@ def _parse(args: argparse.Namespace) -> int:
         out["family"] = family.name
     if frame.coordinates != "pixels":
         out["coordinates"] = frame.coordinates
-    if parsed.thought:
-        out["thought"] = parsed.thought
-    if parsed.summary:
-        out["summary"] = parsed.summary
-    if parsed.notes:
-        out["notes"] = parsed.notes
+    if thought:
+        out["thought"] = thought
+    if summary:
+        out["summary"] = summary
+    if notes:
+        out["notes"] = notes
     print(json.dumps(out, ensure_ascii=False))
     return 0
 

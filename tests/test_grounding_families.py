@@ -321,6 +321,23 @@ def test_ground_says_when_the_model_found_nothing(tmp_path):
     assert "[x,y]" in ground("The Send button.")
 
 
+def test_parse_explains_a_grounding_answer():
+    box = '```json\n[{"bbox_2d": [450, 300, 550, 400], "label": "OK"}]\n```'
+    result = qvl("parse", "--family", "qwen3-vl-ground", "--screen", "1920x1080", stdin=box)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["coordinate"] == [500, 350] and out["screen_coordinate"] == [960, 378]
+    assert out["box"] == [450, 300, 550, 400] and out["coordinates"] == "rel1000"
+    refused = qvl("parse", "--family", "ui-venus-1.5-ground", "--screen", "1080x2400",
+                  stdin="[-1,-1]")
+    assert "coordinate" not in json.loads(refused.stdout)
+    assert json.loads(refused.stdout)["notes"] == [NOT_THERE]
+    far = qvl("parse", "--family", "gta1", "--screen", "1920x1080", stdin="(5000,10)")
+    assert far.returncode == 2 and "x=5000 is outside the screenshot" in far.stderr
+    bad = qvl("parse", "--family", "holo1", "--screen", "1920x1080", stdin="Click it")
+    assert bad.returncode == 2 and "error: unusable answer: expected a click position" in bad.stderr
+
+
 @pytest.fixture
 def screenspot(tmp_path):
     images = tmp_path / "images"
