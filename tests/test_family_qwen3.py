@@ -102,7 +102,8 @@ def test_the_cookbooks_answer_lands_where_the_cookbook_maps_it():
 @pytest.mark.parametrize(
     ("space", "arguments", "expected"),
     [
-        ("computer", {"action": "left_click", "coordinate": [500, 500]}, ("left_click", (960, 540))),
+        ("computer", {"action": "left_click", "coordinate": [500, 500]},
+         ("left_click", (960, 540))),
         ("computer", {"action": "left_click", "coordinate": [1000, 1000]},
          ("left_click", (1919, 1079))),
         # The tool says: "simulated as double-click", "mapped to regular scroll".
@@ -281,5 +282,6 @@ def test_an_eval_in_the_qwen3_vl_family_asks_its_computer_prompt(tmp_path):
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] == 1.0 and metrics["config"]["family"] == "qwen3-vl"
-    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in lines]
     assert all(w % 32 == 0 and h % 32 == 0 for w, h in (p["resized_size"] for p in predictions))

@@ -368,7 +368,8 @@ def eval_cli(tmp_path, screenspot, family, answers):
                  images, "--model", f"scripted:{script}", "--family", family, "--out", out)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in lines]
     assert metrics["config"]["family"] == family
     assert json.loads((out / "eval.json").read_text())["family"] == family
     return metrics, predictions

@@ -306,7 +306,11 @@ def grounding_qwen3(tiny_qwen3_checkpoint):
     for size, target, seed, answer, _ in GROUNDING_CASES:
         frame = family.frame(Monitor(width=size[0], height=size[1]), max_pixels=SMALL)
         cases.append(
-            (family.grounding().prompt(target, frame), model_view(screen_like(*size, seed), frame), answer)
+            (
+                family.grounding().prompt(target, frame),
+                model_view(screen_like(*size, seed), frame),
+                answer,
+            )
         )
     fit_answers(model, cases)
     return model
@@ -452,7 +456,10 @@ def test_tool_grids_map_as_the_qwen3_cookbooks_map_them():
             resized = (x / 1000 * fitted.resized_width, y / 1000 * fitted.resized_height)
             assert computer.to_resized(x, y) == resized  # the cookbook's own arithmetic
             assert computer.to_image(x, y) == pytest.approx(
-                (resized[0] * width / fitted.resized_width, resized[1] * height / fitted.resized_height)
+                (
+                    resized[0] * width / fitted.resized_width,
+                    resized[1] * height / fitted.resized_height,
+                )
             )
 
 

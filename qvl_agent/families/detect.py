@@ -4,8 +4,8 @@ The checkpoint's name decides first (hub id, directory name or the name an endpo
 then ``_name_or_path`` in its config, which a fine-tune often keeps from its base): fine-tunes
 share their base's architecture, so only the name tells UI-TARS-1.5 from GUI-Owl or Holo1.5.
 A name match is dropped when the config says the checkpoint is another model type. Then the
-config's architectures decide (a Qwen3-VL class: ``qwen3-vl``). Anything else is taken for a Qwen2.5-VL fine-tune trained on its tool calls, and
-the notice says so.
+config's architectures decide (a Qwen3-VL class: ``qwen3-vl``). Anything else is taken for a
+Qwen2.5-VL fine-tune trained on its tool calls, and the notice says so.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ from qvl_agent.prompts import Message, Prompt, fill, system_text, template
 
 NAME = "qwen3-vl"
 TOOLS = "qwen3-vl/"  # the folder of its tool files under prompts/
-SOURCE = ("QwenLM/Qwen3-VL cookbooks computer_use.ipynb (96a8f59, as Firefly-llm/Qwen3-VL@08254a9), "
-          "mobile_agent.ipynb @9658872, utils/agent_function_call.py @0dcc180")
+SOURCE = ("QwenLM/Qwen3-VL cookbooks computer_use.ipynb (96a8f59, as Firefly-llm/Qwen3-VL"
+          "@08254a9), mobile_agent.ipynb @9658872, utils/agent_function_call.py @0dcc180")
 # Actions its computer_use tool offers that our schema names otherwise, as the tool says.
 RENAMED = {"triple_click": "double_click", "hscroll": "scroll"}
 # "Thought: ..." and "Action: ..." lines before the tool call (optionally numbered "1)").
