@@ -150,6 +150,49 @@ def test_parse_explains_a_qwen3_answer_on_a_phone():
     assert out["summary"].startswith('"I tapped on the search bar')
 
 
+# -- the tiny Qwen3-VL checkpoint, fitted to answer in this family's format --------------------
+
+SMALL = 160 * 32 * 32  # keeps the CPU test fast
+AGENT_CASES = [  # space, screen, goal, answer, the action and the screen pixel it lands on
+    ("computer", (1920, 1080), "Open the settings",
+     "Thought: The gear icon is at the top right.\nAction: Click the gear icon.\n<tool_call>\n"
+     '{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [950, 40]}}'
+     "\n</tool_call>", ("left_click", (1824, 43))),
+    ("mobile", (1080, 2400), "Send the message",
+     "Thought: The send button is at the bottom.\nAction: Tap send.\n<tool_call>\n"
+     '{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [500, 900]}}'
+     "\n</tool_call>", ("click", (541, 2162))),
+]
+
+
+@pytest.mark.local_model
+def test_a_fitted_tiny_qwen3_vl_answers_in_its_format_and_lands_right(tiny_qwen3_checkpoint):
+    """The real Qwen3-VL classes through LocalModel, the output layer fitted so that greedy
+    decoding gives each answer after this family's prompt; the answers parse to the intended
+    actions on the space's grid."""
+    import numpy as np
+
+    from qvl_agent.geometry import model_view
+    from qvl_agent.models.local import LocalModel
+    from tests.model_fixtures import fit_answers
+
+    model = LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=96)
+    cases = []
+    for seed, (space, size, goal, answer, _) in enumerate(AGENT_CASES):
+        frame = QWEN3.frame(Monitor(width=size[0], height=size[1]), max_pixels=SMALL, space=space)
+        pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
+        image = model_view(Image.fromarray(pixels), frame)
+        cases.append((frame, QWEN3.prompt(goal, space, frame, [], 1), image, answer))
+    fit_answers(model, [(prompt, image, answer) for _, prompt, image, answer in cases])
+    for (frame, prompt, image, answer), (space, *_, expected) in zip(cases, AGENT_CASES):
+        assert frame.factor == 32 and image.width % 32 == 0 == image.height % 32
+        response = model.respond(prompt, image)
+        assert response.text == answer
+        parsed = QWEN3.parse(response.text, frame, space)
+        assert (parsed.action.action, parsed.action.coordinate.screen) == expected
+        assert parsed.summary and parsed.thought
+
+
 # -- chosen from the checkpoint -----------------------------------------------------------------
 
 
