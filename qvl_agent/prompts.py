@@ -154,10 +154,14 @@ def system_text(space: Space, frame: Frame, qwen_agent_0_0_15: bool = True, tool
     return text if preamble else text.removeprefix(DEFAULT_SYSTEM)
 
 
+def step_list(entries: list[str]) -> str:
+    """Earlier steps as the Qwen cookbooks write them: ``Step 1: ...; Step 2: ...; ``."""
+    return "".join(f"Step {i}: {entry}; " for i, entry in enumerate(entries, start=1))
+
+
 def user_text(goal: str, history: list[str]) -> str:
     """``history`` holds the tool-call JSON of each earlier step, oldest first."""
-    steps = "".join(f"Step {i}: {call}; " for i, call in enumerate(history, start=1))
-    return fill(template("user.txt"), goal=goal, history=steps)
+    return fill(template("user.txt"), goal=goal, history=step_list(history))
 
 
 def build_prompt(goal: str, space: Space, frame: Frame, history: list[str] | None = None) -> Prompt:

@@ -16,7 +16,7 @@ from typing import Any
 from qvl_agent.actions import Action, Space, tool_call_json
 from qvl_agent.geometry import Coordinates, Frame, Monitor
 from qvl_agent.parsing import Parsed
-from qvl_agent.prompts import Prompt
+from qvl_agent.prompts import Prompt, step_list
 
 
 class FamilyError(ValueError):
@@ -168,9 +168,5 @@ def summary_steps(turns: Sequence[Turn], space: Space) -> str:
     (GUI-Owl's <conclusion>, Qwen3-VL's "Action:" line), newlines and double quotes removed
     as the cookbooks do; a step without one (a ground-truth step of an eval, an answer that
     left it out) is its tool call."""
-    def entry(turn: Turn) -> str:
-        if turn.summary:
-            return turn.summary.replace("\n", "").replace('"', "")
-        return tool_call_json(turn.action, space)
-
-    return "".join(f"Step {index}: {entry(turn)}; " for index, turn in enumerate(turns, 1))
+    return step_list([turn.summary.replace("\n", "").replace('"', "") if turn.summary
+                      else tool_call_json(turn.action, space) for turn in turns])
