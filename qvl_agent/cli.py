@@ -496,18 +496,18 @@ def _parse(args: argparse.Namespace) -> int:
         if family.acts:
             parsed = family.parse(text, frame, args.space)
             out: dict[str, object] = {"action": parsed.action.action}
-            points = dict(parsed.action)
+            fields = {name: value for name, value in parsed.action}  # (a Key has .keys)
             thought, summary, notes = parsed.thought, parsed.summary, parsed.notes
         else:
             located = family.grounding().parse(text, frame)
             out = {}
             point = located.point and Point(model=located.point,
                                             screen=frame.to_screen(*located.point))
-            points = {"coordinate": point, "box": located.box}
+            fields = {"coordinate": point, "box": located.box}
             thought, summary, notes = None, None, located.notes
     except (ActionParseError, CoordinateError) as error:
         raise CliError(f"unusable answer: {error}") from None
-    for name, value in points.items():
+    for name, value in fields.items():
         if name == "action" or value is None:
             continue
         if isinstance(value, Point):

@@ -148,6 +148,11 @@ def test_parse_explains_a_qwen3_answer_on_a_phone():
     assert out["coordinates"] == "rel999" and out["coordinate"] == [447, 81]
     assert out["screen_coordinate"] == [644, 253] and out["resized"] == [1440, 3136]
     assert out["summary"].startswith('"I tapped on the search bar')
+    keys = '<tool_call>\n{"name": "computer_use", "arguments": {"action": "key", "keys": ' \
+           '["ctrl", "s"]}}\n</tool_call>'
+    result = qvl("parse", "--family", "qwen3-vl", "--screen", "1920x1080", stdin=keys)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["keys"] == ["ctrl", "s"]
 
 
 # -- the tiny Qwen3-VL checkpoint, fitted to answer in this family's format --------------------
