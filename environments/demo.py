@@ -73,9 +73,14 @@ def _family(args: argparse.Namespace) -> str:
     is chosen as `qvl-agent run` chooses it."""
     if args.model == "oracle" or args.tiny:
         return "qwen2.5-vl"
+    from qvl_agent.families import FamilyError
     from qvl_agent.families.detect import choose_family
 
-    choice = choose_family(args.model, args.family)
+    try:
+        choice = choose_family(args.model, args.family)
+        choice.family.check_space("computer")  # before any display starts
+    except FamilyError as error:
+        raise SystemExit(f"error: {error}") from None
     print(choice.notice, file=sys.stderr)
     return choice.family.name
 

@@ -166,7 +166,7 @@ class Agent:
 
         mark = time.perf_counter()
         frame = self.family.frame(observation.monitor, self.config.min_pixels,
-                                  self.config.max_pixels)
+                                  self.config.max_pixels, self.device.space)
         image = self._view = model_view(observation.image, frame)
         timings["resize"] = _ms_since(mark)
         screenshot = writer.save_screenshot(index, observation.image)

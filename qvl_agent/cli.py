@@ -208,15 +208,32 @@ def family_from_args(args: argparse.Namespace):
     return choice.family
 
 
-def model_from_args(args: argparse.Namespace):
-    """The model the options of :func:`model_options` name; a load failure is a CliError."""
+def acting_family_from_args(args: argparse.Namespace):
+    """:func:`family_from_args` for commands that act: a grounding-only family is refused
+    before any device or model is opened."""
+    from qvl_agent.families import FamilyError
+
+    family = family_from_args(args)
+    try:
+        family.check_acts()
+    except FamilyError as error:
+        raise CliError(str(error)) from None
+    return family
+
+
+def model_from_args(args: argparse.Namespace, family=None):
+    """The model the options of :func:`model_options` name; a load failure is a CliError.
+    ``family`` (when known) gives an endpoint its resize factor, and a local checkpoint must
+    resize as the family does."""
+    from qvl_agent.geometry import FACTOR
     from qvl_agent.models import ModelError, load_model
 
+    factor = family.factor if family is not None else FACTOR
     try:
         if args.endpoint is not None:
             model = load_model(
                 args.model, endpoint=args.endpoint, api_key=api_key_from_env(args.api_key_env),
-                max_new_tokens=args.max_new_tokens, timeout=args.request_timeout,
+                max_new_tokens=args.max_new_tokens, timeout=args.request_timeout, factor=factor,
             )
             print(f"using {model.name} ...", file=sys.stderr)
             model.check()
@@ -224,10 +241,19 @@ def model_from_args(args: argparse.Namespace):
         if args.api_key_env is not None:
             raise CliError("--api-key-env goes with --endpoint (a local model needs no key)")
         print(f"loading model {args.model} ...", file=sys.stderr)
-        return load_model(args.model, max_new_tokens=args.max_new_tokens,
-                          force_scaffold=args.force_scaffold, decode=args.decode)
+        model = load_model(args.model, max_new_tokens=args.max_new_tokens,
+                           force_scaffold=args.force_scaffold, decode=args.decode)
     except ModelError as error:
         raise CliError(str(error)) from None
+    checkpoint_factor = getattr(model, "factor", None)  # a scripted model has none
+    if family is not None and checkpoint_factor not in (None, factor):
+        from qvl_agent.families import FAMILIES
+
+        fitting = ", ".join(n for n, f in FAMILIES.items() if f.factor == checkpoint_factor)
+        raise CliError(f"{args.model} resizes images with factor {checkpoint_factor}, but the "
+                       f"{family.name} family with {factor}: pass the --family it was trained "
+                       f"as (factor {checkpoint_factor}: {fitting})")
+    return model
 
 
 def api_key_from_env(variable: str | None) -> str | None:
@@ -278,7 +304,7 @@ def _run(args: argparse.Namespace) -> int:
     from qvl_agent.families import FamilyError
 
     confirm = confirm_from_args(args)
-    family = family_from_args(args)
+    family = acting_family_from_args(args)
     config = AgentConfig(
         max_steps=args.max_steps,
         max_seconds=args.max_seconds,
@@ -292,7 +318,7 @@ def _run(args: argparse.Namespace) -> int:
     device = device_from_args(args)
     try:
         family.check_space(device.space)
-        model = model_from_args(args)
+        model = model_from_args(args, family)
     except FamilyError as error:
         device.close()
         raise CliError(str(error)) from None
@@ -389,6 +415,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     if workers > 1 and args.endpoint is None and args.model.startswith("scripted:"):
         raise CliError("a scripted model replays one sequence of answers and cannot serve "
                        "episodes running at once: use --workers 1")
+    family = acting_family_from_args(args)
     try:
         tasks = read_tasks(args.tasks)
     except BatchError as error:
@@ -396,13 +423,12 @@ def _run_batch(args: argparse.Namespace) -> int:
     seed = None
     if args.shuffle:
         seed = args.seed if args.seed is not None else random.randrange(2**31)
-    family = family_from_args(args)
     config = AgentConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, family=family.name,
         min_pixels=args.min_pixels, max_pixels=args.max_pixels,
         history_images=args.history_images, dry_run=args.dry_run, settle_seconds=args.settle,
     )
-    model = model_from_args(args)
+    model = model_from_args(args, family)
     root = args.record or default_batch_dir()
     print(f"{len(tasks)} tasks on {workers} devices, recorded in {root}", file=sys.stderr)
     try:
@@ -508,22 +534,35 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _parse(args: argparse.Namespace) -> int:
     from qvl_agent.families import FamilyError, get_family
+    from qvl_agent.geometry import CoordinateError
     from qvl_agent.parsing import ActionParseError
 
     width, height = _screen_size(args.screen)
     try:
         family = get_family(args.family)
-        family.check_space(args.space)
+        if family.acts:  # a grounding-only family's answer is a point, whatever the space
+            family.check_space(args.space)
     except FamilyError as error:
         raise CliError(str(error)) from None
-    frame = family.frame(Monitor(width=width, height=height), args.min_pixels, args.max_pixels)
+    frame = family.frame(Monitor(width=width, height=height), args.min_pixels, args.max_pixels,
+                         args.space if family.acts else None)
     text = sys.stdin.read()
     try:
-        parsed = family.parse(text, frame, args.space)
-    except ActionParseError as error:
+        if family.acts:
+            parsed = family.parse(text, frame, args.space)
+            out: dict[str, object] = {"action": parsed.action.action}
+            fields = {name: value for name, value in parsed.action}  # (a Key has .keys)
+            thought, summary, notes = parsed.thought, parsed.summary, parsed.notes
+        else:
+            located = family.grounding().parse(text, frame)
+            out = {}
+            point = located.point and Point(model=located.point,
+                                            screen=frame.to_screen(*located.point))
+            fields = {"coordinate": point, "box": located.box}
+            thought, summary, notes = None, None, located.notes
+    except (ActionParseError, CoordinateError) as error:
         raise CliError(f"unusable answer: {error}") from None
-    out: dict[str, object] = {"action": parsed.action.action}
-    for name, value in parsed.action:
+    for name, value in fields.items():
         if name == "action" or value is None:
             continue
         if isinstance(value, Point):
@@ -535,14 +574,14 @@ def _parse(args: argparse.Namespace) -> int:
     out["resized"] = [frame.resized_width, frame.resized_height]
     if args.family is not None:
         out["family"] = family.name
-    if family.coordinates != "pixels":
-        out["coordinates"] = family.coordinates
-    if parsed.thought:
-        out["thought"] = parsed.thought
-    if parsed.summary:
-        out["summary"] = parsed.summary
-    if parsed.notes:
-        out["notes"] = parsed.notes
+    if frame.coordinates != "pixels":
+        out["coordinates"] = frame.coordinates
+    if thought:
+        out["thought"] = thought
+    if summary:
+        out["summary"] = summary
+    if notes:
+        out["notes"] = notes
     print(json.dumps(out, ensure_ascii=False))
     return 0
 

@@ -7,10 +7,17 @@ screenshot and maps a model point back to an absolute screen pixel.
 Other model families answer in other coordinate frames (their family says which, see
 ``qvl_agent/families``); the Frame carries it as ``coordinates``:
 
-* ``pixels``: absolute pixels of the resized image (Qwen2.5-VL, UI-TARS-1.5, GUI-Owl);
-* ``rel1000``: a 0-1000 grid over the image, ``x_resized = x * W_resized / 1000``
-  (Qwen3-VL, UI-Venus-Ground);
-* ``rel1``: fractions of the image, ``x_resized = x * W_resized``.
+* ``pixels``: absolute pixels of the resized image (Qwen2.5-VL, UI-TARS-1.5, GUI-Owl, Holo1,
+  Holo1.5, GTA1, UI-Venus-Ground-7B/72B);
+* ``rel1000``: a 0-1000 grid over the image (Qwen3-VL's computer_use tool and grounding,
+  UI-Venus-1.5);
+* ``rel999``: a 0-999 grid (Qwen3-VL's mobile_use tool, whose cookbook maps
+  ``round(x / 999 * W)``);
+* ``rel1``: fractions of the image.
+
+A relative point is the same fraction of the resized image and of the screen, so it maps
+straight onto the screen: ``x_screen = round(x / scale * W_screen)``, exactly as Qwen3-VL's
+mobile cookbook rounds.
 
 Out-of-image rule (documented in README "Coordinates"):
 
@@ -47,8 +54,10 @@ MAX_ASPECT_RATIO = 200
 EDGE_TOLERANCE = 28
 
 # The coordinate frames a model may answer in, and the full scale of each (None: pixels).
-Coordinates = Literal["pixels", "rel1000", "rel1"]
-COORDINATE_SCALES: dict[str, float | None] = {"pixels": None, "rel1000": 1000.0, "rel1": 1.0}
+Coordinates = Literal["pixels", "rel1000", "rel999", "rel1"]
+COORDINATE_SCALES: dict[str, float | None] = {
+    "pixels": None, "rel1000": 1000.0, "rel999": 999.0, "rel1": 1.0,
+}
 
 
 class CoordinateError(ValueError):
@@ -183,11 +192,12 @@ class Frame(BaseModel):
         return self.resized_width, self.resized_height
 
     def to_resized(self, x: float, y: float) -> tuple[float, float]:
-        """A point in this frame's model coordinates as pixels of the resized image."""
+        """A point in this frame's model coordinates as pixels of the resized image
+        (``x / 1000 * resized_width`` for ``rel1000``, as Qwen3-VL's cookbooks compute it)."""
         scale = COORDINATE_SCALES[self.coordinates]
         if scale is None:
             return x, y
-        return x * self.resized_width / scale, y * self.resized_height / scale
+        return x / scale * self.resized_width, y / scale * self.resized_height
 
     def to_screen(self, x: float, y: float) -> tuple[int, int]:
         """Map a model-space point to an absolute screen pixel on this frame's monitor.
@@ -205,9 +215,19 @@ class Frame(BaseModel):
             if resized < -EDGE_TOLERANCE or resized > size + EDGE_TOLERANCE:
                 raise CoordinateError(f"coordinate {axis}={value:g} is outside the screenshot"
                                       + self.valid_range())
-        local_x = _clamp(round(rx * self.monitor.width / self.resized_width), self.monitor.width)
-        local_y = _clamp(round(ry * self.monitor.height / self.resized_height), self.monitor.height)
+        image_x, image_y = self.to_image(x, y)
+        local_x = _clamp(round(image_x), self.monitor.width)
+        local_y = _clamp(round(image_y), self.monitor.height)
         return self.monitor.to_absolute(local_x, local_y)
+
+    @property
+    def model_extent(self) -> tuple[int, int] | tuple[float, float]:
+        """The size of the space the model answers in, as its prompt states the screen's
+        resolution: the resized image's pixels, or the grid (1000x1000 for ``rel1000``)."""
+        scale = COORDINATE_SCALES[self.coordinates]
+        if scale is None:
+            return self.resized_width, self.resized_height
+        return (int(scale), int(scale)) if scale.is_integer() else (scale, scale)
 
     def valid_range(self) -> str:
         """What a model point must be in this frame, said the way the model is told."""
@@ -224,20 +244,24 @@ class Frame(BaseModel):
         For scoring against annotated boxes, where rounding to a pixel could move a point
         across a box edge; acting uses :meth:`to_screen`.
         """
-        rx, ry = self.to_resized(x, y)
-        return (rx * self.monitor.width / self.resized_width,
-                ry * self.monitor.height / self.resized_height)
+        scale = COORDINATE_SCALES[self.coordinates]
+        if scale is not None:  # a fraction of the resized image is that fraction of the screen
+            return x / scale * self.monitor.width, y / scale * self.monitor.height
+        return (x * self.monitor.width / self.resized_width,
+                y * self.monitor.height / self.resized_height)
 
     def to_model(self, screen_x: float, screen_y: float) -> tuple[float, float]:
         """Map an absolute screen pixel to the model-space point that shows it (whole
-        resized pixels, or whole 0-1000 grid steps; fractions for ``rel1``)."""
+        resized pixels, or whole grid steps; fractions for ``rel1``)."""
         local_x, local_y = self.monitor.to_local(screen_x, screen_y)
-        x = _clamp(round(local_x * self.resized_width / self.monitor.width), self.resized_width)
-        y = _clamp(round(local_y * self.resized_height / self.monitor.height), self.resized_height)
         scale = COORDINATE_SCALES[self.coordinates]
         if scale is None:
-            return x, y
-        fx, fy = x / self.resized_width, y / self.resized_height
+            return (_clamp(round(local_x * self.resized_width / self.monitor.width),
+                           self.resized_width),
+                    _clamp(round(local_y * self.resized_height / self.monitor.height),
+                           self.resized_height))
+        fx = _clamp(round(local_x), self.monitor.width) / self.monitor.width
+        fy = _clamp(round(local_y), self.monitor.height) / self.monitor.height
         if scale == 1.0:
             return fx, fy
         return round(fx * scale), round(fy * scale)
@@ -262,19 +286,3 @@ def model_view(image: Image.Image, frame: Frame) -> Image.Image:
         image = image.convert("RGB")
     return resize_bicubic(image, frame.resized_size)
 
-
-def from_relative(frame: Frame, x: float, y: float, scale: float) -> tuple[float, float]:
-    """A point on a ``scale`` x ``scale`` grid over the image (Qwen3-VL answers on a 0-1000
-    grid: ``scale=1000``; its mobile cookbook divides by 999) as pixels of the resized
-    image, which :meth:`Frame.to_screen` and :meth:`Frame.to_image` take:
-    ``x_resized = x / scale * resized_width``.
-
-    A point off the grid raises :class:`CoordinateError`, with a message for the model.
-    """
-    for value, axis in ((x, "x"), (y, "y")):
-        if not math.isfinite(value) or not 0 <= value <= scale:
-            raise CoordinateError(
-                f"coordinate {axis}={value:g} is off the {scale:g}x{scale:g} grid the model "
-                f"answers on; use 0 <= x <= {scale:g} and 0 <= y <= {scale:g}"
-            )
-    return x / scale * frame.resized_width, y / scale * frame.resized_height

@@ -102,7 +102,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     samples, skipped = dataset
     print(f"dataset: {len(samples)} samples, {len(skipped)} records skipped", file=sys.stderr)
-    model = model_from_args(args)
+    model = model_from_args(args, family)
     # model.name says which endpoint served a model name, e.g. endpoint:NAME@URL.
     config = config.model_copy(update={"model": model.name})
     try:
@@ -171,7 +171,7 @@ def _ground(args: argparse.Namespace) -> int:
     except ImageError as error:
         raise CliError(str(error)) from None
     family = family_from_args(args)
-    model = model_from_args(args)
+    model = model_from_args(args, family)
     try:
         prediction = predict(model, image, args.description, args.space or "computer",
                              args.min_pixels, args.max_pixels, family=family,
@@ -184,10 +184,13 @@ def _ground(args: argparse.Namespace) -> int:
            "resized": list(prediction.resized_size), "family": family.name,
            "response": prediction.response}
     if prediction.point is None:
-        reason = prediction.error or f"the answer ({prediction.action.action}) has no point"
+        reason = prediction.error or "; ".join(prediction.notes) or (
+            f"the answer ({prediction.action.action}) has no point" if prediction.action
+            else "the answer has no point")
         print(json.dumps({**out, "error": reason}, ensure_ascii=False))
         return 1
-    out["action"] = prediction.action.action
+    if prediction.action is not None:  # grounding-only families answer a point, no action
+        out["action"] = prediction.action.action
     out["point"] = [round(v, 1) for v in prediction.point]
     if prediction.box is not None:
         out["box"] = [round(v, 1) for v in prediction.box]

@@ -27,6 +27,9 @@ from qvl_agent.actions import TOOL_NAMES, Space
 from qvl_agent.geometry import Frame
 
 VISION_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+# The Qwen cookbooks' system message, and the system turn Qwen2.5-VL's chat template adds to
+# a conversation that has none.
+DEFAULT_SYSTEM = "You are a helpful assistant."
 # A template's source citation: leading lines that start with this are dropped on load.
 HEADER_MARK = "#|"
 
@@ -123,9 +126,10 @@ def fill(text: str, **values: str) -> str:
     return pattern.sub(lambda match: values[match.group(0)[1:-1]], text)
 
 
-def tool_definition(space: Space, width: int, height: int) -> dict[str, Any]:
-    """The tool's function dict with the screen resolution the model sees filled in."""
-    function = json.loads(template(f"{TOOL_NAMES[space]}.json"))
+def tool_definition(space: Space, width: float, height: float, tools: str = "") -> dict[str, Any]:
+    """The tool's function dict with the screen resolution the model is told filled in;
+    ``tools`` is the folder under prompts/ of another family's tool files (``qwen3-vl/``)."""
+    function = json.loads(template(f"{tools}{TOOL_NAMES[space]}.json"))
     function["description"] = fill(function["description"], width=str(width), height=str(height))
     return function
 
@@ -135,20 +139,29 @@ def tool_definition(space: Space, width: int, height: int) -> dict[str, Any]:
 PRE_0_0_16_FIELDS = ("name_for_human", "args_format")
 
 
-def system_text(space: Space, frame: Frame, qwen_agent_0_0_15: bool = True) -> str:
+def system_text(space: Space, frame: Frame, qwen_agent_0_0_15: bool = True, tools: str = "",
+                preamble: bool = True) -> str:
     """The system turn NousFnCallPrompt renders for the one tool of ``space``; as
-    Qwen-Agent v0.0.15 renders it (the Qwen cookbooks), or a later release."""
-    function = tool_definition(space, frame.resized_width, frame.resized_height)
+    Qwen-Agent v0.0.15 renders it (the Qwen cookbooks), or a later release. The tool states
+    the frame's extent as the screen's resolution (the resized size, or Qwen3-VL's grid).
+    Without ``preamble`` it is the tool block alone, without the system message
+    "You are a helpful assistant." it extends (Qwen3-VL's mobile cookbook has none)."""
+    function = tool_definition(space, *frame.model_extent, tools=tools)
     if not qwen_agent_0_0_15:
         function = {k: v for k, v in function.items() if k not in PRE_0_0_16_FIELDS}
     tool_line = json.dumps({"type": "function", "function": function}, ensure_ascii=False)
-    return fill(template("system.txt"), tool_descs=tool_line)
+    text = fill(template("system.txt"), tool_descs=tool_line)
+    return text if preamble else text.removeprefix(DEFAULT_SYSTEM)
+
+
+def step_list(entries: list[str]) -> str:
+    """Earlier steps as the Qwen cookbooks write them: ``Step 1: ...; Step 2: ...; ``."""
+    return "".join(f"Step {i}: {entry}; " for i, entry in enumerate(entries, start=1))
 
 
 def user_text(goal: str, history: list[str]) -> str:
     """``history`` holds the tool-call JSON of each earlier step, oldest first."""
-    steps = "".join(f"Step {i}: {call}; " for i, call in enumerate(history, start=1))
-    return fill(template("user.txt"), goal=goal, history=steps)
+    return fill(template("user.txt"), goal=goal, history=step_list(history))
 
 
 def build_prompt(goal: str, space: Space, frame: Frame, history: list[str] | None = None) -> Prompt:

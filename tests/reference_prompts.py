@@ -15,6 +15,11 @@ qvl-agent: the golden prompt files in tests/golden are checked against what thes
   Mobile-Agent-v3/cookbook/end2end_usage.ipynb ``build_system_messages`` /
   ``build_user_messages`` (utils/mobile_use.py's MobileUse is the cookbook's MobileUse).
 * The chat template: Qwen2.5-VL's, rendered with jinja2 as transformers renders it.
+* Qwen3-VL: QwenLM/Qwen3-VL@9658872 cookbooks/utils/agent_function_call.py (last changed
+  0dcc180) ComputerUse, verbatim; computer_use.ipynb's transformers path (read from the copy
+  Firefly-llm/Qwen3-VL@08254a9: display 1000x1000, user [text(query), image]);
+  mobile_agent.ipynb cell 7's system prompt verbatim and its history/user_query code, cell 4's
+  rescale_coordinates.
 """
 
 import json
@@ -359,3 +364,119 @@ def render_chat(messages):
     environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     return environment.from_string(QWEN2_5_VL_CHAT_TEMPLATE).render(
         messages=messages, add_generation_prompt=True)
+
+
+# -- QwenLM/Qwen3-VL@9658872 (0dcc180) cookbooks/utils/agent_function_call.py, ComputerUse, verbatim
+
+
+def qwen3_computer_use_description(display_width_px, display_height_px):
+    return f"""
+Use a mouse and keyboard to interact with a computer, and take screenshots.
+* This is an interface to a desktop GUI. You do not have access to a terminal or applications menu. You must click on desktop icons to start applications.
+* Some applications may take time to start or process actions, so you may need to wait and take successive screenshots to see the results of your actions. E.g. if you click on Firefox and a window doesn't open, try wait and taking another screenshot.
+* The screen's resolution is {display_width_px}x{display_height_px}.
+* Whenever you intend to move the cursor to click on an element like an icon, you should consult a screenshot to determine the coordinates of the element before moving the cursor.
+* If you tried clicking on a program or link but it failed to load, even after waiting, try adjusting your cursor position so that the tip of the cursor visually falls on the element that you want to click.
+* Make sure to click any buttons, links, icons, etc with the cursor tip in the center of the element. Don't click boxes on their edges.
+""".strip()
+
+
+QWEN3_COMPUTER_USE_PARAMETERS = {
+    "properties": {
+        "action": {
+            "description": """
+The action to perform. The available actions are:
+* `key`: Performs key down presses on the arguments passed in order, then performs key releases in reverse order.
+* `type`: Type a string of text on the keyboard.
+* `mouse_move`: Move the cursor to a specified (x, y) pixel coordinate on the screen.
+* `left_click`: Click the left mouse button at a specified (x, y) pixel coordinate on the screen.
+* `left_click_drag`: Click and drag the cursor to a specified (x, y) pixel coordinate on the screen.
+* `right_click`: Click the right mouse button at a specified (x, y) pixel coordinate on the screen.
+* `middle_click`: Click the middle mouse button at a specified (x, y) pixel coordinate on the screen.
+* `double_click`: Double-click the left mouse button at a specified (x, y) pixel coordinate on the screen.
+* `triple_click`: Triple-click the left mouse button at a specified (x, y) pixel coordinate on the screen (simulated as double-click since it's the closest action).
+* `scroll`: Performs a scroll of the mouse scroll wheel.
+* `hscroll`: Performs a horizontal scroll (mapped to regular scroll).
+* `wait`: Wait specified seconds for the change to happen.
+* `terminate`: Terminate the current task and report its completion status.
+* `answer`: Answer a question.
+""".strip(),
+            "enum": [
+                "key",
+                "type",
+                "mouse_move",
+                "left_click",
+                "left_click_drag",
+                "right_click",
+                "middle_click",
+                "double_click",
+                "triple_click",
+                "scroll",
+                "hscroll",
+                "wait",
+                "terminate",
+                "answer",
+            ],
+            "type": "string",
+        },
+        "keys": {
+            "description": "Required only by `action=key`.",
+            "type": "array",
+        },
+        "text": {
+            "description": "Required only by `action=type` and `action=answer`.",
+            "type": "string",
+        },
+        "coordinate": {
+            "description": "(x, y): The x (pixels from the left edge) and y (pixels from the top edge) coordinates to move the mouse to.",
+            "type": "array",
+        },
+        "pixels": {
+            "description": "The amount of scrolling to perform. Positive values scroll up, negative values scroll down. Required only by `action=scroll` and `action=hscroll`.",
+            "type": "number",
+        },
+        "time": {
+            "description": "The seconds to wait. Required only by `action=wait`.",
+            "type": "number",
+        },
+        "status": {
+            "description": "The status of the task. Required only by `action=terminate`.",
+            "type": "string",
+            "enum": ["success", "failure"],
+        },
+    },
+    "required": ["action"],
+    "type": "object",
+}
+
+
+# -- QwenLM/Qwen3-VL@9658872 cookbooks/mobile_agent.ipynb cell 7, verbatim (the system prompt)
+
+QWEN3_MOBILE_SYSTEM_PROMPT = "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"mobile_use\", \"description\": \"Use a touchscreen to interact with a mobile device, and take screenshots.\\n* This is an interface to a mobile device with touchscreen. You can perform actions like clicking, typing, swiping, etc.\\n* Some applications may take time to start or process actions, so you may need to wait and take successive screenshots to see the results of your actions.\\n* The screen's resolution is 999x999.\\n* Make sure to click any buttons, links, icons, etc with the cursor tip in the center of the element. Don't click boxes on their edges unless asked.\", \"parameters\": {\"properties\": {\"action\": {\"description\": \"The action to perform. The available actions are:\\n* `click`: Click the point on the screen with coordinate (x, y).\\n* `long_press`: Press the point on the screen with coordinate (x, y) for specified seconds.\\n* `swipe`: Swipe from the starting point with coordinate (x, y) to the end point with coordinates2 (x2, y2).\\n* `type`: Input the specified text into the activated input box.\\n* `answer`: Output the answer.\\n* `system_button`: Press the system button.\\n* `wait`: Wait specified seconds for the change to happen.\\n* `terminate`: Terminate the current task and report its completion status.\", \"enum\": [\"click\", \"long_press\", \"swipe\", \"type\", \"answer\", \"system_button\", \"wait\", \"terminate\"], \"type\": \"string\"}, \"coordinate\": {\"description\": \"(x, y): The x (pixels from the left edge) and y (pixels from the top edge) coordinates to move the mouse to. Required only by `action=click`, `action=long_press`, and `action=swipe`.\", \"type\": \"array\"}, \"coordinate2\": {\"description\": \"(x, y): The x (pixels from the left edge) and y (pixels from the top edge) coordinates to move the mouse to. Required only by `action=swipe`.\", \"type\": \"array\"}, \"text\": {\"description\": \"Required only by `action=type` and `action=answer`.\", \"type\": \"string\"}, \"time\": {\"description\": \"The seconds to wait. Required only by `action=long_press` and `action=wait`.\", \"type\": \"number\"}, \"button\": {\"description\": \"Back means returning to the previous interface, Home means returning to the desktop, Menu means opening the application background menu, and Enter means pressing the enter. Required only by `action=system_button`\", \"enum\": [\"Back\", \"Home\", \"Menu\", \"Enter\"], \"type\": \"string\"}, \"status\": {\"description\": \"The status of the task. Required only by `action=terminate`.\", \"type\": \"string\", \"enum\": [\"success\", \"failure\"]}}, \"required\": [\"action\"], \"type\": \"object\"}}}\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>\n\n# Response format\n\nResponse format for every step:\n1) Thought: one concise sentence explaining the next move (no multi-step reasoning).\n2) Action: a short imperative describing what to do in the UI.\n3) A single <tool_call>...</tool_call> block containing only the JSON: {\"name\": <function-name>, \"arguments\": <args-json-object>}.\n\nRules:\n- Output exactly in the order: Thought, Action, <tool_call>.\n- Be brief: one sentence for Thought, one for Action.\n- Do not output anything else outside those three parts.\n- If finishing, use action=terminate in the tool call."
+
+
+def qwen3_computer_use_messages(query):
+    """Qwen3-VL computer_use.ipynb, perform_gui_grounding (transformers path): ComputerUse with
+    a 1000x1000 display, NousFnCallPrompt after v0.0.15 on [system "You are a helpful
+    assistant."], then user [text(query), image]."""
+    function = tool_function("computer_use", qwen3_computer_use_description(1000, 1000),
+                             QWEN3_COMPUTER_USE_PARAMETERS, version="0.0.26")
+    system = [{"type": "text", "text": t} for t in nous_system_content([function])]
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": [{"type": "text", "text": query}, {"type": "image"}]}]
+
+
+def qwen3_mobile_messages(instruction, history):
+    """Qwen3-VL mobile_agent.ipynb cell 7: the history loop and user_query as written there."""
+    stage2_history = ''
+    for idx, his in enumerate(history):
+        stage2_history += 'Step ' + str(idx + 1) + ': ' + str(his.replace('\n', '').replace('"', '')) + '; '
+    user_query = f"The user query: {instruction}.\nTask progress (You have done the following operation on the current device): {stage2_history}.\n"
+    return [{"role": "system", "content": [{"type": "text", "text": QWEN3_MOBILE_SYSTEM_PROMPT}]},
+            {"role": "user", "content": [{"type": "text", "text": user_query}, {"type": "image"}]}]
+
+
+def rescale_coordinates(point, width, height):
+    """Qwen3-VL mobile_agent.ipynb cell 4, verbatim."""
+    point = [round(point[0]/999*width), round(point[1]/999*height)]
+    return point

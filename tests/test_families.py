@@ -45,7 +45,7 @@ def test_every_family_is_complete_data():
     for name, family in FAMILIES.items():
         assert family.name == name and family.source and family.history
         assert family.factor in (28, 32) and 0 < family.min_pixels < family.max_pixels
-        assert family.coordinates in ("pixels", "rel1000", "rel1")
+        assert family.coordinates in ("pixels", "rel1000", "rel999", "rel1")
         assert (family.prompt is None) == (family.parse is None)
         assert family.prompt is not None or family.ground is not None
 
@@ -286,7 +286,7 @@ def test_eval_in_the_ui_tars_family_scores_its_answers_and_records_it(tmp_path):
 
 
 def test_a_grounding_family_answering_0_1000_boxes_plugs_in_and_is_scored_right(tmp_path):
-    """How a grounding-only family (e.g. UI-Venus-Ground: a [0,1000] box) plugs in: a prompt
+    """How a grounding-only family answering 0-1000 boxes (as Qwen3-VL does) plugs in: a prompt
     and a parser returning a box in its frame; geometry maps it back."""
     from environments.synthetic_screenspot import write_synthetic_screenspot
     from qvl_agent.evaluation.runner import EvalConfig, run_eval

@@ -100,16 +100,16 @@ def test_sends_the_same_prompt_and_exactly_the_resized_screenshot(fault):
 def test_a_qwen3_vl_endpoint_gets_its_factor_32_image_pinned_and_before_the_text(fault):
     """Qwen3-VL sees 32-pixel merged patches: the image is sent exactly at its factor-32 size,
     pinned with the ``size`` bounds its processor reads, in the order the prompt puts it."""
-    from qvl_agent.grounding_families import grounding_family
+    from qvl_agent.families import get_family
 
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     frame = family.frame(Monitor(width=1080, height=2400), max_pixels=1280 * 32 * 32)
     assert frame.resized_size == (768, 1696) and frame.factor == 32
     image = model_view(Image.new("RGB", (1080, 2400), (30, 60, 90)), frame)
     answer = '[{"bbox_2d": [100, 900, 300, 950], "label": "Send"}]'
     fault.plan = [completion(answer)]
     model = endpoint(fault, factor=32)
-    response = model.respond(family.prompt("the Send icon", frame), image)
+    response = model.respond(family.grounding().prompt("the Send icon", frame), image)
 
     body = fault.chat_requests()[0].json()
     pinned = {"shortest_edge": 768 * 1696, "longest_edge": 768 * 1696}
@@ -121,12 +121,12 @@ def test_a_qwen3_vl_endpoint_gets_its_factor_32_image_pinned_and_before_the_text
     sent = Image.open(io.BytesIO(base64.b64decode(image_part["image_url"]["url"].split(",", 1)[1])))
     assert sent.size == (768, 1696)
     assert np.array_equal(np.asarray(sent.convert("RGB")), np.asarray(image))
-    assert frame.to_screen(*family.locate(response.text, frame).point) == (216, 2220)
+    assert frame.to_screen(*family.grounding().parse(response.text, frame).point) == (216, 2220)
 
     # A screenshot resized with Qwen2.5-VL's factor 28 would be resized again by the server:
     # it is refused before anything is sent.
     with pytest.raises(ModelError, match="multiples of 32"):
-        model.respond(family.prompt("the Send icon", frame), screen())
+        model.respond(family.grounding().prompt("the Send icon", frame), screen())
     assert len(fault.chat_requests()) == 1
     with pytest.raises(ModelError, match="factor"):
         endpoint(fault, factor=0)

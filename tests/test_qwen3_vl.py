@@ -26,11 +26,10 @@ from qvl_agent.geometry import (
     CoordinateError,
     Frame,
     Monitor,
-    from_relative,
     model_view,
     smart_resize,
 )
-from qvl_agent.grounding_families import grounding_family
+from qvl_agent.families import get_family
 from qvl_agent.models import ModelError
 from qvl_agent.models.checkpoint import QWEN3_VL_CHAT_TEMPLATE, build_random_checkpoint
 from qvl_agent.models.local import LocalModel
@@ -137,7 +136,7 @@ def test_chat_template_renders_what_prompt_chat_text_renders(tiny_qwen3_model):
     frame = qwen3_frame(1920, 1080)
     for prompt in (
         build_prompt("Öffne die Einstellungen 设置", "computer", frame),
-        grounding_family("qwen3-vl-ground").prompt("the Save button", frame),
+        get_family("qwen3-vl-ground").grounding().prompt("the Save button", frame),
     ):
         messages = []
         for message in prompt.messages:
@@ -149,7 +148,7 @@ def test_chat_template_renders_what_prompt_chat_text_renders(tiny_qwen3_model):
             messages, tokenize=False, add_generation_prompt=True
         )
     # Unlike Qwen2.5-VL's template, Qwen3-VL's adds no system turn of its own.
-    assert "system" not in grounding_family("qwen3-vl-ground").prompt("x", frame).chat_text()
+    assert "system" not in get_family("qwen3-vl-ground").grounding().prompt("x", frame).chat_text()
 
 
 def test_prompt_tokens_are_the_stock_processors(tiny_qwen3_model):
@@ -165,7 +164,7 @@ def test_prompt_tokens_are_the_stock_processors(tiny_qwen3_model):
     pads = Qwen3VLProcessor.replace_image_token(stub, stock, 0)
     for prompt in (
         build_prompt("Click OK", "computer", frame, ['{"a": 1}']),
-        grounding_family("qwen3-vl-ground").prompt("the OK button", frame),
+        get_family("qwen3-vl-ground").grounding().prompt("the OK button", frame),
     ):
         inputs = tiny_qwen3_model.encode(prompt, image)
         expected = tiny_qwen3_model.tokenizer(prompt.chat_text().replace(IMAGE_PAD, pads, 1))[
@@ -302,12 +301,16 @@ GROUNDING_CASES = [
 def grounding_qwen3(tiny_qwen3_checkpoint):
     """The tiny Qwen3-VL with its output layer fitted to answer GROUNDING_CASES."""
     model = LocalModel(tiny_qwen3_checkpoint, device="cpu", max_new_tokens=64)
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     cases = []
     for size, target, seed, answer, _ in GROUNDING_CASES:
         frame = family.frame(Monitor(width=size[0], height=size[1]), max_pixels=SMALL)
         cases.append(
-            (family.prompt(target, frame), model_view(screen_like(*size, seed), frame), answer)
+            (
+                family.grounding().prompt(target, frame),
+                model_view(screen_like(*size, seed), frame),
+                answer,
+            )
         )
     fit_answers(model, cases)
     return model
@@ -316,19 +319,19 @@ def grounding_qwen3(tiny_qwen3_checkpoint):
 @pytest.mark.parametrize("case", GROUNDING_CASES, ids=lambda case: case[1])
 def test_greedy_0_1000_answer_lands_on_the_right_screen_pixel(grounding_qwen3, case):
     size, target, seed, answer, pixel = case
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     monitor = Monitor(width=size[0], height=size[1])
     frame = family.frame(monitor, max_pixels=SMALL)
     assert frame.factor == 32 and frame.resized_width % 32 == 0 == frame.resized_height % 32
     response = grounding_qwen3.respond(
-        family.prompt(target, frame), model_view(screen_like(*size, seed), frame)
+        family.grounding().prompt(target, frame), model_view(screen_like(*size, seed), frame)
     )
     assert response.text == answer
-    located = family.locate(response.text, frame)
+    located = family.grounding().parse(response.text, frame)
     assert frame.to_screen(*located.point) == pixel
     # On a monitor to the right of a 1920-wide one, the same answer lands there.
     moved = family.frame(Monitor(left=1920, width=size[0], height=size[1]), max_pixels=SMALL)
-    assert moved.to_screen(*family.locate(response.text, moved).point) == (
+    assert moved.to_screen(*family.grounding().parse(response.text, moved).point) == (
         1920 + pixel[0],
         pixel[1],
     )
@@ -410,54 +413,54 @@ def test_frame_is_the_size_qwen3s_processor_resizes_to(tiny_qwen3_model, width, 
 
 
 def test_the_0_1000_grid_maps_onto_the_whole_screen():
-    frame = qwen3_frame(1920, 1080)
-    assert frame.to_screen(*from_relative(frame, 0, 0, 1000)) == (0, 0)
-    assert frame.to_screen(*from_relative(frame, 500, 500, 1000)) == (960, 540)
-    assert frame.to_screen(*from_relative(frame, 1000, 1000, 1000)) == (1919, 1079)
+    frame = qwen3_frame(1920, 1080).model_copy(update={"coordinates": "rel1000"})
+    assert frame.to_screen(0, 0) == (0, 0)
+    assert frame.to_screen(500, 500) == (960, 540)
+    assert frame.to_screen(1000, 1000) == (1919, 1079)  # the far edge, kept on the screen
     # The mobile cookbook's 999 grid: 999 is the last pixel, x / 999 * width.
-    assert frame.to_screen(*from_relative(frame, 999, 999, 999)) == (1919, 1079)
-    assert frame.to_screen(*from_relative(frame, 333, 0, 999))[0] == round(333 / 999 * 1920)
-    for bad in ((1001, 5), (-1, 5), (float("nan"), 5), (5, float("inf"))):
+    mobile = frame.model_copy(update={"coordinates": "rel999"})
+    assert mobile.to_screen(999, 999) == (1919, 1079)
+    assert mobile.to_screen(333, 0)[0] == round(333 / 999 * 1920)
+    for bad in ((1100, 5), (-60, 5), (float("nan"), 5), (5, float("inf"))):
         with pytest.raises(CoordinateError, match="0 <= x <= 1000"):
-            from_relative(frame, *bad, 1000)
+            frame.to_screen(*bad)
 
 
 def test_tool_grids_map_as_the_qwen3_cookbooks_map_them():
     """Mobile: rescale_coordinates, round(x / 999 * width) on the screenshot
     (cookbooks/mobile_agent.ipynb); computer: x / 1000 * resized_width on the resized image
-    (cookbooks/computer_use.ipynb), which is the same screen pixel once scaled back."""
-    from qvl_agent.qwen3_vl import TOOL_SCREENS
+    (cookbooks/computer_use.ipynb), the same point of the screen."""
 
     def rescale_coordinates(point, width, height):  # mobile_agent.ipynb, verbatim
         point = [round(point[0] / 999 * width), round(point[1] / 999 * height)]
         return point
 
     rng = random.Random(999)
-    for width, height in [(1080, 2400), (720, 1280), (1440, 3200), (1920, 1080)]:
-        frame = Frame.fit(
+    for width, height in [(1080, 2400), (720, 1280), (1440, 3200), (1920, 1080), (1366, 768)]:
+        fitted = Frame.fit(
             Monitor(width=width, height=height), QWEN3_VL_MIN_PIXELS, QWEN3_VL_MAX_PIXELS, 32
         )
-        scale = TOOL_SCREENS["mobile"].scale
+        mobile = fitted.model_copy(update={"coordinates": "rel999"})
         for x, y in [(0, 0), (999, 999), (500, 1)] + [
             (rng.randint(0, 999), rng.randint(0, 999)) for _ in range(300)
-        ]:
+        ] + [(rng.randint(0, 1998) / 2, rng.randint(0, 1998) / 2) for _ in range(300)]:
             expected = rescale_coordinates([x, y], width, height)
             # The cookbook can round onto the pixel past the edge; a click stays on the screen.
             expected = [min(expected[0], width - 1), min(expected[1], height - 1)]
-            assert list(frame.to_screen(*from_relative(frame, x, y, scale))) == expected, (x, y)
+            assert list(mobile.to_screen(x, y)) == expected, (x, y)
 
-        scale = TOOL_SCREENS["computer"].scale
+        computer = fitted.model_copy(update={"coordinates": "rel1000"})
         for x, y in [(0, 0), (1000, 1000)] + [
             (rng.randint(0, 1000), rng.randint(0, 1000)) for _ in range(300)
         ]:
-            resized = (
-                x / 1000 * frame.resized_width,
-                y / 1000 * frame.resized_height,
-            )  # the cookbook
-            assert frame.to_screen(*from_relative(frame, x, y, scale)) == frame.to_screen(*resized)
-    assert TOOL_SCREENS["computer"].resolution == (1000, 1000) and TOOL_SCREENS[
-        "mobile"
-    ].resolution == (999, 999)
+            resized = (x / 1000 * fitted.resized_width, y / 1000 * fitted.resized_height)
+            assert computer.to_resized(x, y) == resized  # the cookbook's own arithmetic
+            assert computer.to_image(x, y) == pytest.approx(
+                (
+                    resized[0] * width / fitted.resized_width,
+                    resized[1] * height / fitted.resized_height,
+                )
+            )
 
 
 def test_qvl_serve_answers_a_qwen3_request_as_the_model_does(tiny_qwen3_model):
@@ -470,10 +473,10 @@ def test_qvl_serve_answers_a_qwen3_request_as_the_model_does(tiny_qwen3_model):
     from qvl_agent.openai_wire import chat_messages, png_data_url
     from qvl_agent.server.completions import CompletionService
 
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     frame = family.frame(Monitor(width=1080, height=2400), max_pixels=SMALL)
     prompt, image = (
-        family.prompt("the Send icon", frame),
+        family.grounding().prompt("the Send icon", frame),
         model_view(screen_like(1080, 2400, 4), frame),
     )
     direct = tiny_qwen3_model.respond(prompt, image)
@@ -500,9 +503,9 @@ def test_a_prompt_that_opens_with_the_image_never_reuses_an_old_screenshot(tiny_
         reuse_system_cache=False,
         force_scaffold=False,
     )
-    family = grounding_family("qwen3-vl-ground")
+    family = get_family("qwen3-vl-ground")
     frame = family.frame(Monitor(width=1920, height=1080), max_pixels=SMALL)
-    prompt = family.prompt("the OK button", frame)
+    prompt = family.grounding().prompt("the OK button", frame)
     answers = []
     for seed in (1, 2):
         image = model_view(screen_like(1920, 1080, seed), frame)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from qvl_agent.actions import ACTION_ADAPTER, Action, Space
 from qvl_agent.evaluation.samples import Target
 from qvl_agent.families import Family, Turn, get_family
+from qvl_agent.families.base import located_action
 from qvl_agent.geometry import Frame, Monitor, model_view
 from qvl_agent.imaging import ImageReadError, open_image
 from qvl_agent.models.base import Model
@@ -36,6 +37,8 @@ class Prediction(BaseModel):
     model_point: tuple[float, float] | None = None
     box: tuple[float, float, float, float] | None = None  # when the model answered a box
     error: str | None = None  # why the answer could not be used
+    # What the parser noted (e.g. a grounding model saying the target is not there).
+    notes: list[str] = []
     frame: Frame  # the screenshot's size and the size the model saw
     prompt_tokens: int | None = None
     generated_tokens: int | None = None
@@ -78,15 +81,18 @@ def predict(model: Model, image: Image.Image, goal: str, space: Space,
     """One answer of ``model`` about ``image``: an agent step towards ``goal`` after the
     ground-truth ``history``, or with ``grounding`` where ``goal`` (a description) is."""
     family = get_family(family)
+    asking = family.grounding() if grounding else None
+    if asking is None:
+        family.check_space(space)
     width, height = image.size
     try:
-        frame = family.frame(Monitor(width=width, height=height), min_pixels, max_pixels)
+        frame = family.frame(Monitor(width=width, height=height), min_pixels, max_pixels,
+                             asking.space if asking else space)
     except ValueError as error:  # e.g. an aspect ratio beyond 200:1
         raise ImageError(f"a {width}x{height} image cannot be shown to the model: {error}") from None
-    if grounding:
-        prompt = family.grounding().prompt(goal, frame)
+    if asking is not None:
+        prompt = asking.prompt(goal, frame)
     else:
-        family.check_space(space)
         turns = [Turn(action=target_action(t, frame)) for t in history or []]
         prompt = family.prompt(goal, space, frame, turns, 1)
     resized = model_view(image, frame)
@@ -97,18 +103,13 @@ def predict(model: Model, image: Image.Image, goal: str, space: Space,
         prompt_tokens=response.prompt_tokens, generated_tokens=response.generated_tokens,
         model_ms=round((time.perf_counter() - started) * 1000, 3))
     try:
-        if grounding:
-            located = family.grounding().parse(response.text, frame)
-            action, point, box = located.action, located.point, located.box
-        else:
-            parsed = family.parse(response.text, frame, space)
-            points = parsed.action.points()
-            action, box = parsed.action, parsed.box
-            point = points[0].model if points else None
+        located = (asking.parse(response.text, frame) if asking is not None
+                   else located_action(family.parse(response.text, frame, space)))
     except ActionParseError as error:
         prediction.error = str(error)
         return prediction
-    prediction.action = action
+    prediction.action, prediction.notes = located.action, located.notes
+    point, box = located.point, located.box
     if point is not None:
         prediction.model_point = point
         prediction.point = frame.to_image(*point)

@@ -2,7 +2,8 @@
 
 ``get_family(name)`` gives one; :func:`qvl_agent.families.detect.choose_family` picks one
 from a checkpoint. A new family is a module with a ``FAMILY`` record (see
-:class:`~qvl_agent.families.base.Family`), named in ``_MODULES`` below.
+:class:`~qvl_agent.families.base.Family`), or a ``FAMILIES`` tuple of them (the grounding-only
+families of :mod:`~qvl_agent.families.grounders`), named in ``_MODULES`` below.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "FamilyError", "Grounding", "
 
 DEFAULT_FAMILY = "qwen2.5-vl"
 # Registration order is detection order for names: the more specific first.
-_MODULES = ("ui_tars", "gui_owl", "qwen25vl")
+_MODULES = ("ui_tars", "gui_owl", "grounders", "qwen3vl", "qwen25vl")
 
 FAMILIES: dict[str, Family] = {}
 
@@ -42,5 +43,7 @@ def family_names() -> list[str]:
     return list(FAMILIES)
 
 
-for _module in _MODULES:
-    register(import_module(f"qvl_agent.families.{_module}").FAMILY)
+for _name in _MODULES:
+    _module = import_module(f"qvl_agent.families.{_name}")
+    for _family in getattr(_module, "FAMILIES", None) or (_module.FAMILY,):
+        register(_family)

@@ -1,11 +1,11 @@
 """Which family a checkpoint belongs to, when the user did not say (``--family``).
 
-The checkpoint's name decides first (hub id, directory name, ``_name_or_path`` in its
-config, or the name an endpoint serves): fine-tunes share Qwen2.5-VL's architecture, so only
-the name tells UI-TARS-1.5 from GUI-Owl. A name match is dropped when the config says the
-checkpoint is another model type. Then the config's architectures decide (e.g. a Qwen3-VL
-class). Anything else is taken for a Qwen2.5-VL fine-tune trained on its tool calls, and
-the notice says so.
+The checkpoint's name decides first (hub id, directory name or the name an endpoint serves,
+then ``_name_or_path`` in its config, which a fine-tune often keeps from its base): fine-tunes
+share their base's architecture, so only the name tells UI-TARS-1.5 from GUI-Owl or Holo1.5.
+A name match is dropped when the config says the checkpoint is another model type. Then the
+config's architectures decide (a Qwen3-VL class: ``qwen3-vl``). Anything else is taken for a
+Qwen2.5-VL fine-tune trained on its tool calls, and the notice says so.
 """
 
 from __future__ import annotations
@@ -45,24 +45,20 @@ def choose_family(model: str, requested: str | None = None, endpoint: str | None
     config = {} if endpoint is not None else read_config(spec)
     names = [spec, *(str(config[k]) for k in ("_name_or_path",) if k in config)]
     model_type = config.get("model_type")
-    for family in FAMILIES.values():
-        for pattern in family.names:
-            matched = next((n for n in names if re.search(pattern, _last_parts(n), re.I)), None)
-            if matched is None:
+    for name in names:  # the name the user gave first, then the one its config keeps
+        for family in FAMILIES.values():
+            if not any(re.search(pattern, _last_parts(name), re.I) for pattern in family.names):
                 continue
             if model_type and model_type not in family.model_types:
                 continue  # e.g. a GUI-Owl-1.5 name on a Qwen3-VL checkpoint
-            return Choice(family, f"from the name {_last_parts(matched)!r}; --family overrides")
+            return Choice(family, f"from the name {_last_parts(name)!r}; --family overrides")
     architectures = [str(a) for a in config.get("architectures") or []]
     shown = _last_parts(spec)
     for family in FAMILIES.values():
         if any(a in family.architectures for a in architectures) and \
                 (not model_type or model_type in family.model_types):
-            if family.name != DEFAULT_FAMILY:
-                return Choice(family, f"from the architecture {architectures[0]}; "
-                                      "--family overrides")
             return Choice(family, f"{shown!r} is a {architectures[0]} of no known fine-tune: "
-                                  f"using {DEFAULT_FAMILY}; pass --family if it was trained on "
+                                  f"using {family.name}; pass --family if it was trained on "
                                   "another format")
     return Choice(get_family(DEFAULT_FAMILY),
                   f"{shown!r} is no known fine-tune: falling back to {DEFAULT_FAMILY}; pass "

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qvl_agent.actions import Space, tool_call_json
+from qvl_agent.actions import Space
 from qvl_agent.families import qwen25vl
-from qvl_agent.families.base import Family, Turn
+from qvl_agent.families.base import Family, Turn, summary_steps
 from qvl_agent.geometry import FACTOR, Frame
 from qvl_agent.parsing import Parsed, parse
 from qvl_agent.prompts import Message, Prompt, fill, system_text, template
@@ -29,35 +29,22 @@ MIN_PIXELS = 3136
 MAX_PIXELS = 10035200
 _THINKING = re.compile(r"<(thinking|think)>(.*?)(?:</\1>|(?=<tool_call>)|$)", re.DOTALL)
 _CONCLUSION = re.compile(r"<conclusion>(.*?)(?:</conclusion>|$)", re.DOTALL)
-# The AndroidWorld agent renames "tap" to "click" before executing.
-_TAP = re.compile(r'("action"\s*:\s*")tap(")')
 SOURCE = ("X-PLUG/MobileAgent@5db74ac Mobile-Agent-v3/cookbook/end2end_usage.ipynb "
           "(+ android_world_v3 agents/gui_owl.py for the history)")
 
 
 def agent_prompt(goal: str, space: Space, frame: Frame, turns: Sequence[Turn],
                  images: int = 1) -> Prompt:
-    steps = "".join(f"Step {i}: {history_entry(t, space)}; " for i, t in enumerate(turns, 1))
-    user = fill(template("gui-owl/user.txt"), instruction=goal, history=steps)
+    user = fill(template("gui-owl/user.txt"), instruction=goal, history=summary_steps(turns, space))
     return Prompt(messages=[
         Message(role="system", text=system_text(space, frame, qwen_agent_0_0_15=False)),
         Message(role="user", text=user, image=True),
     ])
 
 
-def history_entry(turn: Turn, space: Space) -> str:
-    """The step's conclusion; a step without one (a ground-truth step of an eval, an answer
-    that left it out) is its tool call."""
-    if turn.summary:
-        return turn.summary.replace("\n", "").replace('"', "")
-    return tool_call_json(turn.action, space)
-
-
 def parse_answer(text: str, frame: Frame, space: Space) -> Parsed:
-    notes: list[str] = []
-    if _TAP.search(text):
-        text = _TAP.sub(r"\1click\2", text)
-        notes.append('action "tap" read as "click"')
+    # The AndroidWorld agent renames "tap" to "click" before executing.
+    text, notes = qwen25vl.renamed_actions(text, {"tap": "click"})
     parsed = parse(text, frame, space)
     parsed.notes[:0] = notes
     thinking = _THINKING.search(text)

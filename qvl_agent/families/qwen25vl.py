@@ -9,10 +9,10 @@ byte-equal to ``computer_use.ipynb``'s bare query). Answers are parsed by
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from qvl_agent.actions import TOOL_NAMES, Space, tool_call_json
-from qvl_agent.families.base import Family, Grounding, Located, Turn
+from qvl_agent.families.base import Family, Turn, agent_grounding
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FACTOR, Frame
 from qvl_agent.parsing import Parsed, parse
 from qvl_agent.prompts import Prompt, build_prompt, fill, template
@@ -44,23 +44,20 @@ def prose_before_call(text: str) -> str | None:
     return prose or None
 
 
+def renamed_actions(text: str, names: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``text`` with each ``"action": "old"`` of a tool call renamed to ``"new"`` (actions a
+    family's model says that our tool schemas name otherwise), and a note for each."""
+    notes = []
+    for old, new in names.items():
+        pattern = re.compile(r'("action"\s*:\s*")' + re.escape(old) + '(")')
+        if pattern.search(text):
+            text = pattern.sub(r"\g<1>" + new + r"\2", text)
+            notes.append(f'action "{old}" read as "{new}"')
+    return text, notes
+
+
 def feedback(error: str, space: Space) -> str:
     return fill(template("retry.txt"), tool=TOOL_NAMES[space], error=error)
-
-
-def ground_prompt(description: str, frame: Frame) -> Prompt:
-    """ScreenSpot as the Qwen team scored it (QwenLM/Qwen2.5-VL#763): the computer_use
-    prompt with the description as the query and one screenshot."""
-    return agent_prompt(description, "computer", frame, [])
-
-
-def ground_answer(text: str, frame: Frame) -> Located:
-    """The click's point (a box answered for it is kept); an action without a point is
-    no point, and scored as a miss rather than as an unusable answer."""
-    parsed = parse_answer(text, frame, "computer")
-    points = parsed.action.points()
-    return Located(point=points[0].model if points else None, box=parsed.box,
-                   action=parsed.action, notes=parsed.notes, thought=parsed.thought)
 
 
 FAMILY = Family(
@@ -75,8 +72,10 @@ FAMILY = Family(
     prompt=agent_prompt,
     parse=parse_answer,
     feedback=feedback,
-    ground=Grounding(prompt=ground_prompt, parse=ground_answer,
-                     source="the computer_use prompt (QwenLM/Qwen2.5-VL#763)"),
+    # ScreenSpot as the Qwen team scored it (QwenLM/Qwen2.5-VL#763): the computer_use prompt
+    # with the description as the query and one screenshot.
+    ground=agent_grounding(agent_prompt, parse_answer, "computer",
+                           "the computer_use prompt (QwenLM/Qwen2.5-VL#763)"),
     names=(r"qwen2\.?5[-_ ]?vl",),
     architectures=("Qwen2_5_VLForConditionalGeneration",),
 )

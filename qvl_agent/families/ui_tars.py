@@ -28,7 +28,7 @@ from qvl_agent.actions import (
     LongPress, MiddleClick, MouseMove, Open, Point, RightClick, Scroll, Space, Swipe,
     SystemButton, Terminate, TypeText, Wait,
 )
-from qvl_agent.families.base import Family, Grounding, Located, Turn
+from qvl_agent.families.base import Family, Grounding, Located, Turn, located_action
 from qvl_agent.families.call_syntax import Call, CallSyntaxError, read_calls
 from qvl_agent.geometry import FACTOR, Frame
 from qvl_agent.parsing import NUMBER, ActionParseError, Parsed, _explain, _keys, _point, _resolve
@@ -317,10 +317,7 @@ def ground_prompt(description: str, frame: Frame) -> Prompt:
 
 
 def ground_answer(text: str, frame: Frame) -> Located:
-    parsed = parse_answer(text, frame, "computer")
-    points = parsed.action.points()
-    return Located(point=points[0].model if points else None, box=parsed.box,
-                   action=parsed.action, notes=parsed.notes, thought=parsed.thought)
+    return located_action(parse_answer(text, frame, "computer"))
 
 
 FAMILY = Family(
