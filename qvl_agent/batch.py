@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qvl_agent.agent import Agent, AgentConfig
 from qvl_agent.devices.base import Device
+from qvl_agent.jsonl import NOT_UTF8, read_lines
 from qvl_agent.models.base import Model
 from qvl_agent.trajectory import Step
 
@@ -86,9 +87,9 @@ def read_tasks(path: str | Path) -> list[BatchTask]:
         raise BatchError(f"tasks file not found: {path}")
     tasks: list[BatchTask] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in read_lines(path):
+        if line is None:
+            raise BatchError(f"{path}:{number}: {NOT_UTF8}")
         try:
             task = BatchTask.model_validate_json(line)
         except ValidationError as error:

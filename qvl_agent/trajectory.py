@@ -10,7 +10,7 @@ A run directory holds::
 Crash safety: a step's screenshot is on disk before its line is appended, the line is
 written in one ``write`` and fsynced, and ``meta.json`` is only ever replaced whole. A run
 killed at any moment therefore leaves a directory that :func:`read_run` loads up to the
-last complete step (a torn last line is ignored).
+last complete step (a torn last line, even one torn mid-character, is skipped and counted).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 from qvl_agent import __version__
 from qvl_agent.actions import Action
 from qvl_agent.geometry import Frame
+from qvl_agent.jsonl import read_lines
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -187,9 +188,11 @@ def read_run(path: str | Path) -> Run:
     if not meta_path.is_file():
         raise RunReadError(f"{path} is not a run directory: {META_FILE} is missing")
     try:
-        meta = RunMeta.model_validate_json(meta_path.read_text(encoding="utf-8"))
+        meta = RunMeta.model_validate_json(meta_path.read_bytes())
     except ValidationError as error:
         raise RunReadError(f"{meta_path}: not a qvl-agent run ({error.error_count()} errors)") from None
+    except OSError as error:
+        raise RunReadError(f"cannot read {meta_path}: {error.strerror or error}") from None
     if meta.format_version > FORMAT_VERSION:
         raise RunReadError(
             f"{path} was written in format {meta.format_version}; this qvl-agent reads up to "
@@ -199,11 +202,16 @@ def read_run(path: str | Path) -> Run:
     skipped = 0
     steps_path = path / STEPS_FILE
     if steps_path.is_file():
-        for line in steps_path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
+        try:
+            lines = read_lines(steps_path)
+        except OSError as error:
+            raise RunReadError(f"cannot read {steps_path}: {error.strerror or error}") from None
+        for line in lines:
+            if line.text is None:
+                skipped += 1  # torn mid-character by a crash or a full disk
                 continue
             try:
-                step = Step.model_validate_json(line)
+                step = Step.model_validate_json(line.text)
             except ValidationError:
                 skipped += 1  # a line torn by a crash
                 continue

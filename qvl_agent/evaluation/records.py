@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image
 
 from qvl_agent.evaluation.samples import DatasetError, Skipped
+from qvl_agent.jsonl import NOT_UTF8, read_lines
 
 ANNOTATION_SUFFIXES = (".json", ".jsonl")
 
@@ -33,16 +34,17 @@ def annotation_files(source: Path) -> list[Path]:
 def read_records(source: Path) -> Iterator[tuple[Path, str, Any] | Skipped]:
     """``(file, where, record)`` for each record, or a :class:`Skipped` for one that is not JSON."""
     for path in annotation_files(source):
-        text = path.read_text(encoding="utf-8")
         if path.suffix == ".jsonl":
-            for number, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
+            for number, line in read_lines(path):
+                if line is None:
+                    yield Skipped(where=f"{path}:{number}", reason=NOT_UTF8)
                     continue
                 try:
                     yield path, f"{path}:{number}", json.loads(line)
                 except json.JSONDecodeError as error:
                     yield Skipped(where=f"{path}:{number}", reason=f"not valid JSON ({error.msg})")
             continue
+        text = path.read_text(encoding="utf-8")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
