@@ -14,9 +14,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qvl_agent.actions import Answer, Terminate, is_final, tool_call_json
+from qvl_agent.actions import Answer, Terminate, Wait, is_final, tool_call_json
 from qvl_agent.devices.base import CaptureError, Device, DeviceError
-from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, model_view
+from qvl_agent.geometry import (
+    DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Frame, aspect_problem, model_view,
+)
 from qvl_agent.guard import Budget, Confirm, Guard
 from qvl_agent.imaging import resizer_name
 from qvl_agent.models.base import Model, ModelError
@@ -106,7 +108,7 @@ class Agent:
         return result
 
     def _loop(self, goal: str, writer: RunWriter) -> RunResult:
-        budget = Budget(self.config.max_steps, self.config.max_seconds)
+        budget = self._budget = Budget(self.config.max_steps, self.config.max_seconds)
         history: list[str] = []
         try:
             while (reason := budget.exhausted(self._steps_done)) is None:
@@ -140,7 +142,13 @@ class Agent:
         timings["capture"] = _ms_since(clock)
 
         mark = time.perf_counter()
-        frame = Frame.fit(observation.monitor, self.config.min_pixels, self.config.max_pixels)
+        try:
+            frame = Frame.fit(observation.monitor, self.config.min_pixels, self.config.max_pixels)
+        except ValueError as error:  # past 200:1, or pixel bounds no screen can meet
+            width, height = observation.monitor.width, observation.monitor.height
+            raise _Stop("capture_error",
+                        f"the {width}x{height} screenshot cannot be shown to the model, nothing "
+                        f"was done: {aspect_problem(width, height) or error}") from None
         image = model_view(observation.image, frame)
         timings["resize"] = _ms_since(mark)
         screenshot = writer.save_screenshot(index, observation.image)
@@ -214,6 +222,8 @@ class Agent:
         if decision == "dry_run":
             step.outcome = "dry_run"
             return
+        if isinstance(action, Wait) and self._cut_by_budget(action, step):
+            return
         mark = time.perf_counter()
         try:
             self.device.execute(action)
@@ -225,6 +235,17 @@ class Agent:
         step.outcome = "executed"
         if self.config.settle_seconds > 0:
             time.sleep(self.config.settle_seconds)
+
+    def _cut_by_budget(self, wait: Wait, step: Step) -> bool:
+        """A wait longer than the time budget has left: wait only what is left (the loop then
+        stops on the budget). True when it did so."""
+        left = self._budget.seconds_left()
+        if left is None or wait.time <= left:
+            return False
+        time.sleep(left)
+        step.notes.append(f"waited {left:.1f} s of the {wait.time:g} s asked: the time budget ran out")
+        step.outcome = "executed"
+        return True
 
     def _meta(self, goal: str) -> RunMeta:
         return RunMeta(
