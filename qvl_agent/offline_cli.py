@@ -12,12 +12,14 @@ from qvl_agent.cli import (
     CliError, confirm_from_args, device_from_args, device_options, model_from_args, model_options,
     pixel_options,
 )
+from qvl_agent.geometry import aspect_problem
 
 
 def register(commands) -> None:
     evaluate = commands.add_parser("eval", help="score a model on a grounding set or recorded episodes")
     evaluate.add_argument("--format", required=True,
-                          choices=("screenspot", "screenspot-pro", "aitz", "androidcontrol", "run"))
+                          choices=("screenspot", "screenspot-pro", "aitz", "androidcontrol", "run"),
+                          help="the annotations' format (see README 'Evaluation')")
     evaluate.add_argument("--annotations", required=True, type=Path,
                           help="annotation file or directory (for --format run: run directories)")
     evaluate.add_argument("--images", type=Path, default=None,
@@ -40,7 +42,8 @@ def register(commands) -> None:
     ground = commands.add_parser("ground", help="ask where one described element is on an image")
     ground.add_argument("image", type=Path)
     ground.add_argument("description", help='e.g. "the Submit button"')
-    ground.add_argument("--space", choices=("computer", "mobile"), default="computer")
+    ground.add_argument("--space", choices=("computer", "mobile"), default="computer",
+                        help="the tool schema: computer (desktop) or mobile (phone)")
     ground.add_argument("--save", type=Path, default=None, help="write the image with the point drawn")
     model_options(ground)
     pixel_options(ground)
@@ -119,6 +122,8 @@ def _ground(args: argparse.Namespace) -> int:
         image = load_image(args.image)
     except ImageError as error:
         raise CliError(str(error)) from None
+    if (problem := aspect_problem(*image.size)) is not None:
+        raise CliError(f"{args.image}: {problem}")
     model = model_from_args(args)
     try:
         prediction = predict(model, image, args.description, args.space, args.min_pixels, args.max_pixels)
@@ -137,7 +142,10 @@ def _ground(args: argparse.Namespace) -> int:
     if args.save is not None:
         from qvl_agent.drawing import draw_marks
 
-        draw_marks(image, point=prediction.point, box=prediction.box).save(args.save)
+        try:
+            draw_marks(image, point=prediction.point, box=prediction.box).save(args.save)
+        except (OSError, ValueError) as error:  # a read-only place, an unknown extension
+            raise CliError(f"cannot write --save {args.save}: {error}") from None
         out["saved"] = str(args.save)
     print(json.dumps(out, ensure_ascii=False))
     return 0
