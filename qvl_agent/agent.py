@@ -222,8 +222,8 @@ class Agent:
         if decision == "dry_run":
             step.outcome = "dry_run"
             return
-        if isinstance(action, Wait) and self._cut_by_budget(action, step):
-            return
+        if isinstance(action, Wait):
+            action = self._cut_by_budget(action, step)
         mark = time.perf_counter()
         try:
             self.device.execute(action)
@@ -236,16 +236,14 @@ class Agent:
         if self.config.settle_seconds > 0:
             time.sleep(self.config.settle_seconds)
 
-    def _cut_by_budget(self, wait: Wait, step: Step) -> bool:
-        """A wait longer than the time budget has left: wait only what is left (the loop then
-        stops on the budget). True when it did so."""
+    def _cut_by_budget(self, wait: Wait, step: Step) -> Wait:
+        """``wait``, or only what the time budget has left of it (the loop then stops on the
+        budget); the step keeps the wait as asked, with a note."""
         left = self._budget.seconds_left()
         if left is None or wait.time <= left:
-            return False
-        time.sleep(left)
+            return wait
         step.notes.append(f"waited {left:.1f} s of the {wait.time:g} s asked: the time budget ran out")
-        step.outcome = "executed"
-        return True
+        return Wait(time=left)
 
     def _meta(self, goal: str) -> RunMeta:
         return RunMeta(

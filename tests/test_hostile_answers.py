@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from qvl_agent.actions import LeftClick, LongPress, Point, Scroll, Wait
 from qvl_agent.agent import Agent, AgentConfig
 from qvl_agent.cli import main
+from qvl_agent.devices.base import perform_device_independent
 from qvl_agent.devices.still import StillImageDevice
 from qvl_agent.geometry import Frame, Monitor
 from qvl_agent.models.scripted import ScriptedModel
@@ -137,8 +138,16 @@ def test_recorded_actions_carry_only_bounded_finite_numbers():
             make()
 
 
+class WaitingStill(StillImageDevice):
+    """A still screen that performs waits as the desktop and the phone do."""
+
+    def execute(self, action) -> None:
+        super().execute(action)
+        perform_device_independent(action)
+
+
 def test_the_time_budget_cuts_a_long_wait_short(tmp_path):
-    device = StillImageDevice(Image.new("RGB", (800, 600)))
+    device = WaitingStill(Image.new("RGB", (800, 600)))
     model = ScriptedModel([call('{"action": "wait", "time": 30}')] * 2)
     started = time.monotonic()
     result = Agent(model, device, AgentConfig(max_seconds=1.0, settle_seconds=0)).run("x", record=tmp_path / "run")
@@ -146,6 +155,7 @@ def test_the_time_budget_cuts_a_long_wait_short(tmp_path):
     assert result.status == "budget" and result.steps == 1
     step = read_run(tmp_path / "run").steps[0]
     assert step.outcome == "executed" and "time budget ran out" in step.notes[0]
+    assert step.action.time == 30 and device.performed[0].time <= 1  # recorded as asked
 
 
 def test_a_screen_past_200_to_1_ends_the_run_with_a_recorded_outcome(tmp_path):
