@@ -130,7 +130,8 @@ class Click(_Action):
 class LongPress(_Action):
     action: Literal["long_press"] = "long_press"
     coordinate: Point
-    time: float = Field(default=1.0, ge=0, le=MAX_LONG_PRESS_SECONDS, allow_inf_nan=False)  # seconds
+    time: float = Field(default=1.0, ge=0, le=MAX_LONG_PRESS_SECONDS,
+                        allow_inf_nan=False)  # seconds
 
 
 class Swipe(_Action):

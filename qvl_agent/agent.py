@@ -242,7 +242,8 @@ class Agent:
         left = self._budget.seconds_left()
         if left is None or wait.time <= left:
             return wait
-        step.notes.append(f"waited {left:.1f} s of the {wait.time:g} s asked: the time budget ran out")
+        step.notes.append(f"waited {left:.1f} s of the {wait.time:g} s asked: the time budget "
+                          "ran out")
         return Wait(time=left)
 
     def _meta(self, goal: str) -> RunMeta:

@@ -171,9 +171,11 @@ def _load_object(source: str) -> dict[str, Any]:
         try:
             value = json5.loads(source)  # single quotes, trailing commas, bare keys
         except Exception as error:  # a third-party parser on model text: any failure is "not JSON"
-            raise ActionParseError(f"the tool call is not valid JSON ({_cut(str(error), 200)})") from None
+            raise ActionParseError(
+                f"the tool call is not valid JSON ({_cut(str(error), 200)})") from None
     except RecursionError:
-        raise ActionParseError(f"the tool call is nested more than {MAX_NESTING} levels deep") from None
+        raise ActionParseError(
+            f"the tool call is nested more than {MAX_NESTING} levels deep") from None
     except ValueError:  # int() refuses past 4300 digits
         raise ActionParseError("the tool call holds a number too long to read; coordinates are "
                                "pixels of the screenshot") from None
@@ -284,7 +286,8 @@ def _point(name: str, value: Any, notes: list[str],
     elif isinstance(value, str):
         numbers = NUMBER.findall(value)
         if not numbers:
-            raise ActionParseError(f'"{name}" must be [x, y] in screenshot pixels, got {_brief(value)}')
+            raise ActionParseError(
+                f'"{name}" must be [x, y] in screenshot pixels, got {_brief(value)}')
     elif isinstance(value, (list, tuple)):
         numbers = list(value)
         if len(numbers) == 1 and isinstance(numbers[0], (list, tuple)):  # [[x, y]]

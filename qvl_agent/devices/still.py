@@ -31,7 +31,8 @@ class StillImageDevice:
             image = open_image(path, what="screenshot")
         except ImageReadError as error:
             raise CaptureError(str(error)) from None
-        if (problem := aspect_problem(*image.size)) is not None:  # known now: fail before the model loads
+        # The size is known now: fail before the model loads.
+        if (problem := aspect_problem(*image.size)) is not None:
             raise CaptureError(f"screenshot {path} cannot be shown to the model: {problem}")
         return cls(image, space, name=f"image:{path}")
 

@@ -33,7 +33,8 @@ def read_script(path: Path) -> list[str]:
         except json.JSONDecodeError as error:
             raise ModelError(f"{path}:{number}: not valid JSON ({error.msg})") from None
         except (ValueError, RecursionError) as error:  # a 5000-digit number, deep nesting
-            raise ModelError(f"{path}:{number}: not readable JSON ({type(error).__name__})") from None
+            raise ModelError(
+                f"{path}:{number}: not readable JSON ({type(error).__name__})") from None
         if not isinstance(record, dict) or not isinstance(record.get("response"), str):
             raise ModelError(f'{path}:{number}: expected an object with a string "response"')
         responses.append(record["response"])
