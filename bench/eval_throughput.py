@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.figures import write_figures  # noqa: E402
 from environments.synthetic_screenspot import write_synthetic_screenspot  # noqa: E402
 from qvl_agent.evaluation.runner import EvalConfig, run_eval  # noqa: E402
+from qvl_agent.jsonl import read_lines  # noqa: E402
 from qvl_agent.models.base import Response  # noqa: E402
 
 MAX_PIXELS = 1280 * 28 * 28
@@ -37,7 +38,7 @@ class AnswersByInstruction:
     name = "scripted-by-instruction"
 
     def __init__(self, script: Path, count: int) -> None:
-        lines = script.read_text(encoding="utf-8").splitlines()
+        lines = [line.text for line in read_lines(script)]
         self.answers = {f"target {i}": json.loads(lines[i])["response"] for i in range(count)}
 
     def respond(self, prompt, image) -> Response:

@@ -235,16 +235,19 @@ def _teacher_forced_decode(network, inputs: dict, prefill, answer_ids) -> None:
     cost without depending on what random weights would say)."""
     import torch
 
-    cache = prefill.past_key_values
+    from qvl_agent.models.decoding import cache_argument
+
+    name = cache_argument(network.forward)  # "cache" from transformers 5.24 on
+    cache = getattr(prefill, name)
     length = inputs["input_ids"].shape[1]
     device = inputs["input_ids"].device
     for index, token in enumerate(answer_ids[:-1]):
         # No attention mask (one unpadded sequence): the model then places the token at
         # cache_position + the rope offset the prefill stored, as generate() does.
-        step = network(input_ids=token.view(1, 1), past_key_values=cache,
+        step = network(input_ids=token.view(1, 1), **{name: cache},
                        cache_position=torch.tensor([length + index], device=device), use_cache=True)
         int(step.logits[0, -1].argmax())  # greedy's pick; generate() waits for it (stop check)
-        cache = step.past_key_values
+        cache = getattr(step, name)
 
 
 # Dense bf16 peak and HBM bandwidth of the GPUs the issue names (datasheets), most specific

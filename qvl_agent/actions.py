@@ -16,14 +16,25 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 Space = Literal["computer", "mobile"]
 TOOL_NAMES: dict[str, str] = {"computer": "computer_use", "mobile": "mobile_use"}
 
+# Bounds on every number an action carries (a model, a hand-edited run or a replay may say
+# anything). An action outside them is a parse error fed back to the model, never performed.
+MAX_WAIT_SECONDS = 60.0  # a longer wait is better spent on a new screenshot; the run's
+# time budget (--max-seconds) cuts any wait shorter
+MAX_LONG_PRESS_SECONDS = 10.0
+MAX_SCROLL_PIXELS = 10_000.0  # 200 wheel notches on the desktop
+MAX_SCREEN_COORDINATE = 1_000_000  # in absolute pixels, either sign (monitors left of 0)
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+ScreenInt = Annotated[int, Field(ge=-MAX_SCREEN_COORDINATE, le=MAX_SCREEN_COORDINATE)]
+
 
 class Point(BaseModel):
     """A point as the model said it, and where it landed on the screen."""
 
     model_config = ConfigDict(frozen=True)
 
-    model: tuple[float, float]
-    screen: tuple[int, int] | None = None
+    model: tuple[FiniteFloat, FiniteFloat]
+    screen: tuple[ScreenInt, ScreenInt] | None = None
 
 
 class _Action(BaseModel):
@@ -50,7 +61,7 @@ class TypeText(_Action):
 
 class Wait(_Action):
     action: Literal["wait"] = "wait"
-    time: float = Field(default=1.0, ge=0)
+    time: float = Field(default=1.0, ge=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)  # seconds
 
 
 class Terminate(_Action):
@@ -113,7 +124,7 @@ class Scroll(_Action):
     """Wheel scroll; positive ``pixels`` scroll up (the schema's convention)."""
 
     action: Literal["scroll"] = "scroll"
-    pixels: float
+    pixels: float = Field(ge=-MAX_SCROLL_PIXELS, le=MAX_SCROLL_PIXELS, allow_inf_nan=False)
     coordinate: Point | None = None
 
 
@@ -128,7 +139,8 @@ class Click(_Action):
 class LongPress(_Action):
     action: Literal["long_press"] = "long_press"
     coordinate: Point
-    time: float = Field(default=1.0, ge=0)
+    time: float = Field(default=1.0, ge=0, le=MAX_LONG_PRESS_SECONDS,
+                        allow_inf_nan=False)  # seconds
 
 
 class Swipe(_Action):

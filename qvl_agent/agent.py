@@ -15,10 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qvl_agent.actions import Answer, Terminate, is_final
+from qvl_agent.actions import Answer, Terminate, Wait, is_final
 from qvl_agent.devices.base import CaptureError, Device, DeviceError
 from qvl_agent.families import DEFAULT_FAMILY, Turn, get_family
-from qvl_agent.geometry import Frame, model_view
+from qvl_agent.geometry import Frame, aspect_problem, model_view
 from qvl_agent.guard import Budget, Confirm, Guard
 from qvl_agent.imaging import resizer_name
 from qvl_agent.models.base import Model, ModelError
@@ -121,7 +121,7 @@ class Agent:
         return result
 
     def _loop(self, goal: str, writer: RunWriter) -> RunResult:
-        budget = Budget(self.config.max_steps, self.config.max_seconds)
+        budget = self._budget = Budget(self.config.max_steps, self.config.max_seconds)
         history: list[Turn] = []
         try:
             while (reason := budget.exhausted(self._steps_done)) is None:
@@ -165,8 +165,14 @@ class Agent:
         timings["capture"] = _ms_since(clock)
 
         mark = time.perf_counter()
-        frame = self.family.frame(observation.monitor, self.config.min_pixels,
-                                  self.config.max_pixels, self.device.space)
+        try:
+            frame = self.family.frame(observation.monitor, self.config.min_pixels,
+                                      self.config.max_pixels, self.device.space)
+        except ValueError as error:  # past 200:1, or pixel bounds no screen can meet
+            width, height = observation.monitor.width, observation.monitor.height
+            raise _Stop("capture_error",
+                        f"the {width}x{height} screenshot cannot be shown to the model, nothing "
+                        f"was done: {aspect_problem(width, height) or error}") from None
         image = self._view = model_view(observation.image, frame)
         timings["resize"] = _ms_since(mark)
         screenshot = writer.save_screenshot(index, observation.image)
@@ -243,6 +249,8 @@ class Agent:
         if decision == "dry_run":
             step.outcome = "dry_run"
             return
+        if isinstance(action, Wait):
+            action = self._cut_by_budget(action, step)
         mark = time.perf_counter()
         try:
             self.device.execute(action)
@@ -254,6 +262,16 @@ class Agent:
         step.outcome = "executed"
         if self.config.settle_seconds > 0:
             time.sleep(self.config.settle_seconds)
+
+    def _cut_by_budget(self, wait: Wait, step: Step) -> Wait:
+        """``wait``, or only what the time budget has left of it (the loop then stops on the
+        budget); the step keeps the wait as asked, with a note."""
+        left = self._budget.seconds_left()
+        if left is None or wait.time <= left:
+            return wait
+        step.notes.append(f"waited {left:.1f} s of the {wait.time:g} s asked: the time budget "
+                          "ran out")
+        return Wait(time=left)
 
     def _meta(self, goal: str) -> RunMeta:
         return RunMeta(

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qvl_agent.agent import Agent, AgentConfig
 from qvl_agent.devices.base import Device
+from qvl_agent.jsonl import NOT_UTF8, read_lines
 from qvl_agent.models.base import Model
-from qvl_agent.trajectory import Step
+from qvl_agent.trajectory import Step, write_atomically, write_problem
 
 SUMMARY_FILE = "summary.json"
 # Statuses after which the device is not trusted with another episode.
@@ -86,9 +87,9 @@ def read_tasks(path: str | Path) -> list[BatchTask]:
         raise BatchError(f"tasks file not found: {path}")
     tasks: list[BatchTask] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in read_lines(path):
+        if line is None:
+            raise BatchError(f"{path}:{number}: {NOT_UTF8}")
         try:
             task = BatchTask.model_validate_json(line)
         except ValidationError as error:
@@ -166,6 +167,10 @@ def run_batch(
         raise BatchError(f"{root} already holds a batch ({SUMMARY_FILE}); choose another --record")
     if not devices:
         raise BatchError("a batch needs at least one device")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BatchError(str(write_problem(root, error, started=False))) from None
     order = list(range(len(tasks)))
     if seed is not None:
         random.Random(seed).shuffle(order)
@@ -232,8 +237,10 @@ def run_batch(
     summary = _summarise(
         episodes, tasks_file, model, devices, config, seed, started_at, time.monotonic() - started
     )
-    root.mkdir(parents=True, exist_ok=True)
-    (root / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    try:
+        write_atomically(root / SUMMARY_FILE, summary.model_dump_json(indent=2))
+    except OSError as error:
+        raise BatchError(str(write_problem(root, error, started=True))) from None
     return summary
 
 

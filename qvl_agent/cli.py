@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
 
 from qvl_agent.actions import Point, describe
-from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Monitor
+from qvl_agent import __version__
+from qvl_agent.geometry import (
+    DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, PIXELS_RANGE, Monitor, aspect_problem,
+)
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -19,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        check_numbers(args)  # before any device opens or model loads
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -34,16 +39,42 @@ class CliError(Exception):
     """A problem the user can fix; printed as one line, no stack trace."""
 
 
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.required or "default" in text
+                or action.default is argparse.SUPPRESS
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            return text
+        if action.nargs == 0:  # a flag (store_true, store_false, ...): not given by default
+            shown = "off"
+        else:
+            shown = "none" if action.default is None else action.default
+        return f"{text} (default: {shown})".lstrip()
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of qvl-agent and of each of its commands (add_subparsers reuses the class)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpWithDefaults)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qvl-agent", description=__doc__)
+    parser = _Parser(prog="qvl-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"qvl-agent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="let the model operate a device until the goal is done")
     run.add_argument("goal", help='what to do, e.g. "Open the settings dialog and enable dark mode"')
     device_options(run, dry_run_help="run the whole loop but never act on the device")
     model_options(run)
-    run.add_argument("--max-steps", type=int, default=30)
-    run.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
+    run.add_argument("--max-steps", type=int, default=30, help="step budget")
+    run.add_argument("--max-seconds", type=float, default=None,
+                     help="wall-clock budget; it also cuts a longer wait short (default: none)")
     pixel_options(run)
     history_option(run)
     run.add_argument("--record", default=None,
@@ -57,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         "parse", help="read a model answer on stdin and print the action it would perform"
     )
     parse.add_argument("--screen", required=True, help="screen size WxH, e.g. 1920x1080")
-    parse.add_argument("--space", choices=("computer", "mobile"), default="computer")
+    parse.add_argument("--space", choices=("computer", "mobile"), default="computer",
+                       help="the tool schema: computer (desktop) or mobile (phone)")
     parse.add_argument("--family", default=None,
                        help="the model family whose answer it is (default qwen2.5-vl); see "
                        "README 'Model families'")
@@ -170,7 +202,8 @@ def model_options(parser: argparse.ArgumentParser) -> None:
         help=f"hub id or local path of a Qwen2.5-VL checkpoint, or scripted:FILE.jsonl; with "
         f"--endpoint, the model name the server serves (default {DEFAULT_MODEL})",
     )
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=256,
+                        help="most tokens one answer may have")
     parser.add_argument(
         "--endpoint", metavar="URL", default=None,
         help="an OpenAI-compatible server to ask instead of loading the model here "
@@ -296,12 +329,47 @@ def pixel_options(parser: argparse.ArgumentParser) -> None:
                         f"qwen2.5-vl {DEFAULT_MIN_PIXELS})")
 
 
+# Ranges of the number options (by dest), checked by check_numbers before anything starts.
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "min_pixels": PIXELS_RANGE, "max_pixels": PIXELS_RANGE,
+    "max_steps": (1, 100_000), "max_seconds": (0.1, 30 * 86400), "settle": (0, 60),
+    "max_new_tokens": (1, 32768), "request_timeout": (0.1, 86400), "monitor": (1, 64),
+    "workers": (1, 256), "limit": (1, 10**9), "threshold": (0, 1), "history_images": (1, 64),
+    # qvl-agent serve: what one request or connection may cost
+    "max_queue": (1, 1 << 20), "max_prompt_tokens": (1, 1 << 24),
+    "max_image_pixels": (1, 1 << 34), "max_body_bytes": (1, 1 << 40),
+    "read_timeout": (0.1, 86400), "max_connections": (1, 1 << 16), "port": (0, 65535),
+}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Every number option within its range (NUMBER_RANGES), min <= max pixels, and a
+    --screen the model can be shown; else a CliError naming the allowed range."""
+    for dest, (low, high) in NUMBER_RANGES.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if not (math.isfinite(value) and low <= value <= high):
+            option = "--" + dest.replace("_", "-")
+            raise CliError(f"{option} {value} is out of range: use {_plain(low)} to {_plain(high)}")
+    low_pixels, high_pixels = getattr(args, "min_pixels", None), getattr(args, "max_pixels", None)
+    if low_pixels is not None and high_pixels is not None and low_pixels > high_pixels:
+        raise CliError(f"--min-pixels {low_pixels} is more than --max-pixels {high_pixels}")
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
 # -- run --------------------------------------------------------------------------------
 
 
 def _run(args: argparse.Namespace) -> int:
-    from qvl_agent.agent import Agent, AgentConfig
+    from pathlib import Path
+
+    from qvl_agent.agent import Agent, AgentConfig, default_run_dir
     from qvl_agent.families import FamilyError
+    from qvl_agent.trajectory import RunWriteError, release_run_dir, reserve_run_dir
 
     confirm = confirm_from_args(args)
     family = acting_family_from_args(args)
@@ -315,22 +383,32 @@ def _run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         settle_seconds=args.settle,
     )
-    device = device_from_args(args)
+    record = Path(args.record) if args.record is not None else default_run_dir(args.goal)
     try:
-        family.check_space(device.space)
-        model = model_from_args(args, family)
-    except FamilyError as error:
-        device.close()
+        created = reserve_run_dir(record)  # a place that cannot be written: before the model loads
+    except (FileExistsError, RunWriteError) as error:
         raise CliError(str(error)) from None
+    try:
+        device = device_from_args(args)
+        try:
+            family.check_space(device.space)
+            model = model_from_args(args, family)
+        except FamilyError as error:
+            device.close()
+            raise CliError(str(error)) from None
+        except CliError:
+            device.close()
+            raise
     except CliError:
-        device.close()
+        if created:
+            release_run_dir(record)
         raise
 
     agent = Agent(model, device, config, confirm=confirm, on_step=print_step)
     print(f"goal: {args.goal}", file=sys.stderr)
     try:
-        result = agent.run(args.goal, record=args.record)
-    except FileExistsError as error:
+        result = agent.run(args.goal, record=record)
+    except (FileExistsError, RunWriteError) as error:
         raise CliError(str(error)) from None
     finally:
         device.close()
@@ -398,6 +476,9 @@ def _devices(args: argparse.Namespace) -> int:
 
 def _run_batch(args: argparse.Namespace) -> int:
     import random
+    from pathlib import Path
+
+    from qvl_agent.trajectory import write_problem
 
     from qvl_agent.agent import AgentConfig
     from qvl_agent.batch import BatchError, default_batch_dir, read_tasks, run_batch, summary_table
@@ -428,8 +509,12 @@ def _run_batch(args: argparse.Namespace) -> int:
         min_pixels=args.min_pixels, max_pixels=args.max_pixels,
         history_images=args.history_images, dry_run=args.dry_run, settle_seconds=args.settle,
     )
-    model = model_from_args(args, family)
     root = args.record or default_batch_dir()
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)  # before the model loads
+    except OSError as error:
+        raise CliError(str(write_problem(Path(root), error, started=False))) from None
+    model = model_from_args(args, family)
     print(f"{len(tasks)} tasks on {workers} devices, recorded in {root}", file=sys.stderr)
     try:
         summary = run_batch(tasks, devices[:workers], model, config, root, open_device,
@@ -474,22 +559,7 @@ def serve_limit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve_limits(args: argparse.Namespace) -> dict[str, float]:
-    """The serve limits, each checked to be a sensible positive number."""
-    import math
-
-    ranges = {
-        "max_new_tokens": (1, 1 << 20), "max_queue": (1, 1 << 20),
-        "max_prompt_tokens": (1, 1 << 24), "max_image_pixels": (1, 1 << 34),
-        "max_body_bytes": (1, 1 << 40), "read_timeout": (0.1, 86400.0),
-        "max_connections": (1, 1 << 16),
-    }
-    for name, (low, high) in ranges.items():
-        value = getattr(args, name)
-        if not (math.isfinite(value) and low <= value <= high):
-            option = "--" + name.replace("_", "-")
-            raise CliError(f"{option} {value}: must be between {low:g} and {high:g}")
-    if args.max_pixels is not None and args.max_pixels < 1:
-        raise CliError(f"--max-pixels {args.max_pixels}: must be positive")
+    """The limits the HTTP layer applies (each already range-checked by check_numbers)."""
     return {"max_body_bytes": args.max_body_bytes, "read_timeout": args.read_timeout,
             "max_connections": args.max_connections}
 
@@ -507,8 +577,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     print(f"loading model {args.model} ...", file=sys.stderr)
     try:
+        from qvl_agent.models.hub import before_local_load
         from qvl_agent.models.local import LocalModel
 
+        before_local_load(args.model)
         model = LocalModel(args.model, max_new_tokens=args.max_new_tokens)
         service = CompletionService(
             model, args.served_model_name or args.model, max_new_tokens=args.max_new_tokens,
@@ -593,6 +665,10 @@ def _screen_size(text: str) -> tuple[int, int]:
         raise CliError(f"--screen must look like 1920x1080, got {text!r}") from None
     if width <= 0 or height <= 0:
         raise CliError(f"--screen must be positive, got {text!r}")
+    if max(width, height) > 1_000_000:
+        raise CliError(f"--screen {text}: use sides of 1 to 1000000 pixels")
+    if (problem := aspect_problem(width, height)) is not None:
+        raise CliError(f"--screen {text}: {problem}")
     return width, height
 
 

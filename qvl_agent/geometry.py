@@ -49,6 +49,9 @@ QWEN3_VL_FACTOR = 32
 QWEN3_VL_MIN_PIXELS = 65536  # 64 * 32 * 32
 QWEN3_VL_MAX_PIXELS = 16777216  # 16384 * 32 * 32
 MAX_ASPECT_RATIO = 200
+# The range of min_pixels and max_pixels: one 28x28 patch group at least (below it smart_resize
+# silently gives more than asked, or a zero side), and no more than this program decodes.
+PIXELS_RANGE = (FACTOR * FACTOR, 100_000_000)
 
 # How far (in model pixels) beyond the image edge a point may be and still be clamped.
 EDGE_TOLERANCE = 28
@@ -62,6 +65,28 @@ COORDINATE_SCALES: dict[str, float | None] = {
 
 class CoordinateError(ValueError):
     """A model coordinate that cannot be mapped onto the screen."""
+
+
+def pixel_bounds_problem(min_pixels: int, max_pixels: int) -> str | None:
+    """Why ``min_pixels``/``max_pixels`` cannot be used, naming the allowed range; None if fine."""
+    low, high = PIXELS_RANGE
+    for name, value in (("max_pixels", max_pixels), ("min_pixels", min_pixels)):
+        if not low <= value <= high:
+            return f"{name} {value} is out of range: use {low} (28*28) to {high}"
+    if min_pixels > max_pixels:
+        return f"min_pixels {min_pixels} is more than max_pixels {max_pixels}"
+    return None
+
+
+def aspect_problem(width: int, height: int) -> str | None:
+    """Why a ``width`` x ``height`` screen cannot be shown to the model; None if it can."""
+    if width <= 0 or height <= 0:
+        return f"a {width}x{height} image has no pixels"
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        ratio = max(width, height) / min(width, height)
+        return (f"a {width}x{height} image is {ratio:.0f}:1; Qwen2.5-VL takes images up to "
+                f"{MAX_ASPECT_RATIO}:1")
+    return None
 
 
 def _round_by_factor(value: float, factor: int) -> int:
@@ -91,6 +116,8 @@ def smart_resize(
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
+    if (problem := pixel_bounds_problem(min_pixels, max_pixels)) is not None:
+        raise ValueError(problem)
     if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
         raise ValueError(
             f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, "

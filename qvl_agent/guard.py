@@ -29,6 +29,12 @@ class Budget:
             return f"time budget reached ({self.max_seconds:g} s)"
         return None
 
+    def seconds_left(self) -> float | None:
+        """Seconds until the time budget runs out (0 once it has); None without one."""
+        if self.max_seconds is None:
+            return None
+        return max(0.0, self.max_seconds - (time.monotonic() - self.started))
+
 
 def ask_on_terminal(action: Action) -> bool:
     """Confirm on the controlling TTY; refuses to run unattended rather than guess."""

@@ -12,12 +12,14 @@ from qvl_agent.cli import (
     CliError, confirm_from_args, device_from_args, device_options, family_from_args,
     model_from_args, model_options, pixel_options,
 )
+from qvl_agent.geometry import aspect_problem
 
 
 def register(commands) -> None:
     evaluate = commands.add_parser("eval", help="score a model on a grounding set or recorded episodes")
     evaluate.add_argument("--format", required=True,
-                          choices=("screenspot", "screenspot-pro", "aitz", "androidcontrol", "run"))
+                          choices=("screenspot", "screenspot-pro", "aitz", "androidcontrol", "run"),
+                          help="the annotations' format (see README 'Evaluation')")
     evaluate.add_argument("--annotations", required=True, type=Path,
                           help="annotation file or directory: JSON/JSONL, the Hub's parquet files, "
                           "AndroidControl's TFRecord shards (a folder or a quoted glob); for "
@@ -170,6 +172,8 @@ def _ground(args: argparse.Namespace) -> int:
         image = load_image(args.image)
     except ImageError as error:
         raise CliError(str(error)) from None
+    if (problem := aspect_problem(*image.size)) is not None:
+        raise CliError(f"{args.image}: {problem}")
     family = family_from_args(args)
     model = model_from_args(args, family)
     try:
@@ -197,7 +201,10 @@ def _ground(args: argparse.Namespace) -> int:
     if args.save is not None:
         from qvl_agent.drawing import draw_marks
 
-        draw_marks(image, point=prediction.point, box=prediction.box).save(args.save)
+        try:
+            draw_marks(image, point=prediction.point, box=prediction.box).save(args.save)
+        except (OSError, ValueError) as error:  # a read-only place, an unknown extension
+            raise CliError(f"cannot write --save {args.save}: {error}") from None
         out["saved"] = str(args.save)
     print(json.dumps(out, ensure_ascii=False))
     return 0

@@ -10,7 +10,9 @@ written to be fed back to the model. Nothing here evaluates model text as code.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +29,11 @@ from qvl_agent.typed_text import tab_refusal
 POINT_FIELDS = ("coordinate", "coordinate2")
 NUMBER_FIELDS = ("time", "pixels")
 FENCE = re.compile(r"```[a-zA-Z0-9_-]*")
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# A number inside a string coordinate ("(658, 364)", "1e2, 3e2"): exponents included, or
+# "[1e2, 3e2]" would read as the four numbers 1, 2, 3, 2.
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# Deeper than any tool call; json/json5 would recurse ~1000 levels before failing.
+MAX_NESTING = 32
 
 
 class ActionParseError(ValueError):
@@ -48,6 +54,25 @@ class Parsed:
     summary: str | None = None
 
 
+def _only_parse_errors(function):
+    """Whatever a model writes, parsing it fails only with an ActionParseError (fed back to the
+    model): a number too long for int(), one too large for float() or nesting too deep for
+    the JSON readers must not end a run."""
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ActionParseError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError) as error:
+            raise ActionParseError(f"the answer could not be read ({type(error).__name__}: "
+                                   f"{_cut(str(error))})") from None
+
+    return guarded
+
+
+@_only_parse_errors
 def parse(text: str, frame: Frame, space: Space) -> Parsed:
     """Parse one model answer into an action with screen coordinates resolved on ``frame``."""
     notes: list[str] = []
@@ -93,21 +118,27 @@ def _call_candidates(text: str) -> list[str]:
     found = []
     position = 0
     while (start := text.find("{", position)) != -1:
-        obj = _first_object(text[start:])
-        if obj is None:
+        end = _object_end(text, start)
+        if end is None:
             break
+        obj = text[start:end]
         if '"action"' in obj or "'action'" in obj:
             found.append(obj)
-        position = start + len(obj)
+        position = end
     return found
 
 
 def _first_object(text: str) -> str | None:
     """The first balanced ``{...}`` in ``text`` (string-aware); unbalanced tail -> None."""
     start = text.find("{")
-    if start == -1:
-        return None
-    depth = 0
+    end = _object_end(text, start) if start != -1 else None
+    return text[start:end] if end is not None else None
+
+
+def _object_end(text: str, start: int) -> int | None:
+    """Where the balanced ``{...}`` opening at ``text[start]`` ends (string-aware), or None.
+    Raises ActionParseError past MAX_NESTING levels of brackets."""
+    depth = nesting = 0  # open braces; open braces and brackets
     quote = ""
     escaped = False
     for index in range(start, len(text)):
@@ -121,12 +152,21 @@ def _first_object(text: str) -> str | None:
                 quote = ""
         elif char in "\"'":
             quote = char
-        elif char == "{":
-            depth += 1
+        elif char in "{[":
+            depth += char == "{"
+            nesting += 1
+            if nesting > MAX_NESTING:
+                raise ActionParseError(
+                    f"the tool call is nested more than {MAX_NESTING} levels deep; answer with "
+                    'one flat call: {"name": ..., "arguments": {"action": ..., ...}}'
+                )
+        elif char == "]":
+            nesting = max(0, nesting - 1)
         elif char == "}":
             depth -= 1
+            nesting = max(0, nesting - 1)
             if depth == 0:
-                return text[start : index + 1]
+                return index + 1
     return None
 
 
@@ -136,8 +176,15 @@ def _load_object(source: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         try:
             value = json5.loads(source)  # single quotes, trailing commas, bare keys
-        except ValueError as error:
-            raise ActionParseError(f"the tool call is not valid JSON ({error})") from None
+        except Exception as error:  # a third-party parser on model text: any failure is "not JSON"
+            raise ActionParseError(
+                f"the tool call is not valid JSON ({_cut(str(error), 200)})") from None
+    except RecursionError:
+        raise ActionParseError(
+            f"the tool call is nested more than {MAX_NESTING} levels deep") from None
+    except ValueError:  # int() refuses past 4300 digits
+        raise ActionParseError("the tool call holds a number too long to read; coordinates are "
+                               "pixels of the screenshot") from None
     if not isinstance(value, dict):
         raise ActionParseError("the tool call must be a JSON object")
     return value
@@ -220,16 +267,39 @@ def _keys(value: Any, space: Space = "mobile") -> list[str]:
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ActionParseError(f'"{name}" must be a number, got {json.dumps(value)}')
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+    """A finite float; anything else is an ActionParseError for the model."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            return float(value.strip())
+            number = float(value)
+        except OverflowError:  # an int of 310+ digits
+            raise ActionParseError(f'"{name}" is far too large ({_brief(value)})') from None
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
         except ValueError:
             pass
-    raise ActionParseError(f'"{name}" must be a number, got {json.dumps(value, ensure_ascii=False)}')
+    if number is None:
+        raise ActionParseError(f'"{name}" must be a number, got {_brief(value)}')
+    if not math.isfinite(number):
+        raise ActionParseError(f'"{name}" must be a finite number, got {_brief(value)}')
+    return number
+
+
+def _brief(value: Any, limit: int = 80) -> str:
+    """``value`` as JSON for an error message, cut to ``limit`` characters; never fails (str()
+    of an int past 4300 digits raises, json.dumps of deep nesting recurses)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"a number of about {int(value.bit_length() * 0.30103)} digits"
+    try:
+        shown = json.dumps(value, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        shown = type(value).__name__
+    return _cut(shown, limit)
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _point(name: str, value: Any, notes: list[str],
@@ -242,24 +312,23 @@ def _point(name: str, value: Any, notes: list[str],
         numbers = NUMBER.findall(value)
         if not numbers:
             raise ActionParseError(
-                f'"{name}" must be [x, y] in screenshot pixels, got {json.dumps(value, ensure_ascii=False)}'
-            )
+                f'"{name}" must be [x, y] in screenshot pixels, got {_brief(value)}')
     elif isinstance(value, (list, tuple)):
         numbers = list(value)
         if len(numbers) == 1 and isinstance(numbers[0], (list, tuple)):  # [[x, y]]
             numbers = list(numbers[0])
     else:
-        raise ActionParseError(f'"{name}" must be [x, y] in screenshot pixels, got {json.dumps(value)}')
+        raise ActionParseError(f'"{name}" must be [x, y] in screenshot pixels, got {_brief(value)}')
+    if len(numbers) not in (2, 4):
+        raise ActionParseError(
+            f'"{name}" must hold two numbers [x, y], got {len(numbers)}: {_brief(value)}'
+        )
     values = [_number(name, item) for item in numbers]
     if len(values) == 2:
         return values[0], values[1]
-    if len(values) == 4:
-        notes.append(f'"{name}" was a box {values}; used its centre')
-        boxes.append((values[0], values[1], values[2], values[3]))
-        return (values[0] + values[2]) / 2, (values[1] + values[3]) / 2
-    raise ActionParseError(
-        f'"{name}" must hold two numbers [x, y], got {len(values)}: {json.dumps(value)}'
-    )
+    notes.append(f'"{name}" was a box {values}; used its centre')
+    boxes.append((values[0], values[1], values[2], values[3]))
+    return (values[0] + values[2]) / 2, (values[1] + values[3]) / 2
 
 
 def _resolve(model_point: tuple[float, float], name: str, frame: Frame) -> Point:

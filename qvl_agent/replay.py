@@ -21,6 +21,7 @@ from qvl_agent.actions import Action, Point, describe, is_final
 from qvl_agent.devices.base import CaptureError, Device, DeviceError
 from qvl_agent.geometry import Monitor
 from qvl_agent.guard import Confirm, Guard
+from qvl_agent.imaging import ImageReadError, open_image
 from qvl_agent.trajectory import Run
 
 # Screens are compared at this width (grey levels), which ignores sub-pixel rendering noise.
@@ -28,7 +29,8 @@ COMPARE_WIDTH = 256
 # A pixel counts as changed when its grey level moved by more than this (0-255).
 CHANGED_LEVEL = 24
 
-Status = Literal["matched", "diverged", "capture_error", "device_error", "declined"]
+# record_error: a recorded screenshot cannot be read, so the step cannot be checked.
+Status = Literal["matched", "diverged", "capture_error", "device_error", "declined", "record_error"]
 
 
 def screen_difference(recorded: Image.Image, current: Image.Image) -> float:
@@ -109,8 +111,12 @@ class Replayer:
         except (CaptureError, DeviceError) as error:
             return (ReplayStep(index=recorded.index, action=describe(action), outcome="failed",
                                error=f"screenshot failed, nothing was done: {error}"), "capture_error")
-        with Image.open(run.path / recorded.screenshot) as image:
-            difference = screen_difference(image, observation.image)
+        try:
+            image = open_image(run.path / recorded.screenshot, what="recorded screenshot")
+        except ImageReadError as error:
+            return (ReplayStep(index=recorded.index, action=describe(action), outcome="failed",
+                               error=f"{error}; nothing was done"), "record_error")
+        difference = screen_difference(image, observation.image)
         action = rescale(action, recorded.frame.monitor, observation.monitor)
         step = ReplayStep(index=recorded.index, action=describe(action), difference=round(difference, 4),
                           outcome="final")

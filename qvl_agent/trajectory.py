@@ -10,11 +10,12 @@ A run directory holds::
 Crash safety: a step's screenshot is on disk before its line is appended, the line is
 written in one ``write`` and fsynced, and ``meta.json`` is only ever replaced whole. A run
 killed at any moment therefore leaves a directory that :func:`read_run` loads up to the
-last complete step (a torn last line is ignored).
+last complete step (a torn last line, even one torn mid-character, is skipped and counted).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
 import sys
@@ -30,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from qvl_agent import __version__
 from qvl_agent.actions import Action
 from qvl_agent.geometry import Frame
+from qvl_agent.jsonl import read_lines
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -119,19 +121,44 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
+class RunWriteError(RuntimeError):
+    """The run directory cannot be written (read-only, full, gone); the message says what to do."""
+
+
+def write_problem(path: Path, error: OSError, started: bool) -> RunWriteError:
+    """A one-line RunWriteError for ``error`` met writing the run directory ``path``."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = "free some space, or record on another disk with --record DIR"
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "choose a directory you can write with --record DIR"
+    else:
+        advice = "choose another place with --record DIR"
+    kept = "; the steps recorded so far are kept" if started else ""
+    return RunWriteError(f"cannot write the run directory {path} ({reason}): {advice}{kept}")
+
+
 class RunWriter:
-    """Writes one run directory; screenshots are encoded on a background thread."""
+    """Writes one run directory; screenshots are encoded on a background thread.
+
+    Every failure to write is a :class:`RunWriteError` (FileExistsError for a directory
+    that already holds something)."""
 
     def __init__(self, path: str | Path, meta: RunMeta) -> None:
         self.path = Path(path)
-        if self.path.exists() and any(self.path.iterdir()):
-            raise FileExistsError(f"run directory {self.path} already exists and is not empty")
-        (self.path / SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
         self.meta = meta
-        write_atomically(self.path / META_FILE, meta.model_dump_json(indent=2))
-        self._steps = open(self.path / STEPS_FILE, "a", encoding="utf-8")
-        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qvl-screenshot")
         self._pending: dict[int, Future[None]] = {}
+        try:
+            if self.path.exists() and any(self.path.iterdir()):
+                raise FileExistsError(f"run directory {self.path} already exists and is not empty")
+            (self.path / SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
+            write_atomically(self.path / META_FILE, meta.model_dump_json(indent=2))
+            self._steps = open(self.path / STEPS_FILE, "ab", buffering=0)
+        except FileExistsError:
+            raise
+        except OSError as error:
+            raise write_problem(self.path, error, started=False) from None
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qvl-screenshot")
 
     def save_screenshot(self, index: int, image: Image.Image) -> str:
         """Start writing the step's screenshot; returns its relative path at once."""
@@ -142,41 +169,88 @@ class RunWriter:
     def append_step(self, step: Step) -> None:
         """Append the step once its screenshot is safely on disk."""
         pending = self._pending.pop(step.index, None)
-        if pending is not None:
-            pending.result()
-        self._steps.write(step.model_dump_json() + "\n")
-        self._steps.flush()
-        os.fsync(self._steps.fileno())
+        try:
+            if pending is not None:
+                pending.result()
+            line = (step.model_dump_json() + "\n").encode("utf-8")
+            # One unbuffered write of the whole line: a full disk leaves at worst a torn last
+            # line (skipped when read back) and the run stops there.
+            if self._steps.write(line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(self._steps.fileno())
+        except OSError as error:
+            raise write_problem(self.path, error, started=True) from None
 
     def finish(self, outcome: Outcome) -> None:
         self.meta = self.meta.model_copy(update={"outcome": outcome})
-        write_atomically(self.path / META_FILE, self.meta.model_dump_json(indent=2))
+        try:
+            write_atomically(self.path / META_FILE, self.meta.model_dump_json(indent=2))
+        except OSError as error:
+            self.close()
+            raise write_problem(self.path, error, started=True) from None
         self.close()
 
     def close(self) -> None:
+        """Wait for the screenshots still being written, and close the steps file."""
+        failure: OSError | None = None
         for pending in self._pending.values():
-            pending.result()
+            try:
+                pending.result()
+            except OSError as error:
+                failure = failure or error
         self._pending.clear()
         self._encoder.shutdown(wait=True)
         if not self._steps.closed:
             self._steps.close()
+        if failure is not None:
+            raise write_problem(self.path, failure, started=True)
+
+
+def reserve_run_dir(path: Path) -> bool:
+    """Create the (empty) run directory ``path`` now, so that a place that cannot be written is
+    known before a model loads (RunWriter takes it as it is); True when it was created here.
+    A directory that already holds something is a FileExistsError, like RunWriter's."""
+    if path.is_dir() and any(path.iterdir()):
+        raise FileExistsError(f"run directory {path} already exists and is not empty")
+    try:
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_problem(path, error, started=False) from None
+    return created
+
+
+def release_run_dir(path: Path) -> None:
+    """Remove the directory :func:`reserve_run_dir` created, when nothing was written in it."""
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 def _save_png(image: Image.Image, path: Path) -> None:
     temporary = path.with_suffix(".png.tmp")
-    # compress_level 1: a 1080p frame in ~20 ms instead of ~150 ms, files ~30% larger.
-    image.save(temporary, format="PNG", compress_level=1)
-    os.replace(temporary, path)
+    try:
+        # compress_level 1: a 1080p frame in ~20 ms instead of ~150 ms, files ~30% larger.
+        image.save(temporary, format="PNG", compress_level=1)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a full disk: give back what the part-file took
+        raise
 
 
 def write_atomically(path: Path, text: str) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide records from other users
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide records from other users
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)  # never leave a part-file on a full disk
+        raise
 
 
 class RunReadError(ValueError):
@@ -190,9 +264,11 @@ def read_run(path: str | Path) -> Run:
     if not meta_path.is_file():
         raise RunReadError(f"{path} is not a run directory: {META_FILE} is missing")
     try:
-        meta = RunMeta.model_validate_json(meta_path.read_text(encoding="utf-8"))
+        meta = RunMeta.model_validate_json(meta_path.read_bytes())
     except ValidationError as error:
         raise RunReadError(f"{meta_path}: not a qvl-agent run ({error.error_count()} errors)") from None
+    except OSError as error:
+        raise RunReadError(f"cannot read {meta_path}: {error.strerror or error}") from None
     if meta.format_version > FORMAT_VERSION:
         raise RunReadError(
             f"{path} was written in format {meta.format_version}; this qvl-agent reads up to "
@@ -202,11 +278,16 @@ def read_run(path: str | Path) -> Run:
     skipped = 0
     steps_path = path / STEPS_FILE
     if steps_path.is_file():
-        for line in steps_path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
+        try:
+            lines = read_lines(steps_path)
+        except OSError as error:
+            raise RunReadError(f"cannot read {steps_path}: {error.strerror or error}") from None
+        for line in lines:
+            if line.text is None:
+                skipped += 1  # torn mid-character by a crash or a full disk
                 continue
             try:
-                step = Step.model_validate_json(line)
+                step = Step.model_validate_json(line.text)
             except ValidationError:
                 skipped += 1  # a line torn by a crash
                 continue

@@ -239,3 +239,21 @@ def test_swipe_long_press_back_and_keys(phone, tmp_path):
     assert long_press["ms"] == 1500
     assert [e["key"] for e in state["events"] if e["kind"] == "key"] == ["VOLUME_UP", "BACK"]
     assert state["foreground"] == "com.google.android.apps.nexuslauncher"
+
+
+def test_the_time_budget_cuts_a_long_wait_and_bounds_a_long_press(phone, tmp_path):
+    """A 1e20 s long press is fed back (never sent to the phone); a 60 s wait ends with the budget."""
+    import time
+
+    row = model_point(as_app(phone.state(), "com.google.android.contacts"), "row:2")
+    started = time.monotonic()
+    result, _ = run_agent(phone, [
+        tool_call("mobile", action="long_press", coordinate=row, time=1e20),
+        tool_call("mobile", action="wait", time=60),
+    ], tmp_path, config=AgentConfig(settle_seconds=0, max_seconds=3))
+    assert time.monotonic() - started < 30
+    assert result.status == "budget", result.reason
+    (step,) = read_run(tmp_path / "run").steps
+    assert "less than or equal to 10" in step.attempts[0].error
+    assert step.action.action == "wait" and "time budget ran out" in step.notes[0]
+    assert not [e for e in phone.state()["events"] if e["kind"] == "long_press"]

@@ -103,3 +103,30 @@ def test_tiny_qwen_checkpoint_drives_the_loop_and_its_garbage_stops_the_run(sand
     assert all(a.prompt_tokens > 1222 and a.generated_tokens >= 1 for a in step.attempts)
     assert step.frame.resized_size == (1316, 728)
     assert json.loads((tmp_path / "run" / "meta.json").read_text())["versions"]["transformers"]
+
+
+def test_the_time_budget_holds_against_the_longest_scroll_and_a_long_wait(sandbox, tmp_path):
+    """The largest scroll the schema admits is quick; a 60 s wait ends when --max-seconds does;
+    a scroll of 1e7 (which would take hours of wheel notches) is fed back, never performed."""
+    import time
+
+    from PIL import Image
+
+    from qvl_agent.imaging import resize_bicubic
+    from qvl_agent.models.scripted import ScriptedModel
+
+    resize_bicubic(Image.new("RGB", (56, 56)), (28, 28))  # torch's first import is not the loop's
+    script = [tool_call(action="scroll", pixels=1e7), tool_call(action="scroll", pixels=-10000),
+              tool_call(action="wait", time=60)]
+    device = DesktopDevice(display=sandbox.display)
+    started = time.monotonic()
+    try:
+        result = Agent(ScriptedModel(script), device, AgentConfig(max_seconds=4, settle_seconds=0)).run(
+            "Scroll", record=tmp_path / "run")
+    finally:
+        device.close()
+    assert time.monotonic() - started < 30
+    assert result.status == "budget", result.reason
+    first, second = read_run(tmp_path / "run").steps
+    assert "10000" in first.attempts[0].error and first.action.action == "scroll"  # the second answer
+    assert second.action.time == 60 and "time budget ran out" in second.notes[0]

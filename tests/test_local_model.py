@@ -169,6 +169,42 @@ def test_greedy_answers_are_deterministic_and_depend_on_the_image(tiny_local_mod
     assert other.text != first.text
 
 
+@pytest.mark.parametrize("decode", ["dynamic", "static", "generate"])
+def test_answering_uses_no_argument_transformers_deprecates(tiny_checkpoint, decode):
+    """transformers 5.24 renamed forward's past_key_values to cache and warns on every call
+    with the old name ("will be removed in version 5.40.0"); every decode path must use the
+    name this transformers takes, so a user sees no warning and 5.40 breaks nothing."""
+    import warnings
+
+    options = {"generate": {"reuse_system_cache": False, "force_scaffold": False}}.get(
+        decode, {"decode": decode})
+    model = LocalModel(tiny_checkpoint, device="cpu", max_new_tokens=4, **options)
+    assert (model.decoder is None) == (decode == "generate")
+    frame = desktop_frame()
+    prompt = build_prompt("Open the settings", "computer", frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # the second answer reuses the cache
+            model.respond(prompt, screenshot(frame))
+    deprecations = [str(w.message) for w in caught
+                    if issubclass(w.category, (FutureWarning, DeprecationWarning))]
+    assert deprecations == []
+
+
+def test_a_run_through_the_cli_prints_no_deprecation_warning(tiny_checkpoint, tmp_path):
+    """What a user sees on the terminal: transformers' warnings and its logger's warnings."""
+    import subprocess
+
+    Image.new("RGB", (800, 600), "white").save(tmp_path / "shot.png")
+    result = subprocess.run(
+        [sys.executable, "-m", "qvl_agent", "run", "Click OK", "--device", f"image:{tmp_path / 'shot.png'}",
+         "--model", str(tiny_checkpoint), "--max-new-tokens", "6", "--max-steps", "1", "--dry-run",
+         "--max-pixels", str(160 * 28 * 28), "--record", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120)
+    assert "recorded in" in result.stderr, result.stderr
+    assert "deprecated" not in result.stderr.lower() and "Warning" not in result.stderr, result.stderr
+
+
 def test_respond_rejects_an_image_that_was_not_resized(tiny_local_model):
     frame = desktop_frame()
     prompt = build_prompt("Open the settings", "computer", frame)
@@ -307,10 +343,13 @@ def test_image_tokens_get_the_3d_grid_positions(tiny_local_model):
     inputs = tiny_local_model.encode(build_prompt("Click OK", "computer", frame), image)
     network = tiny_local_model.model.model
     network.rope_deltas = None
+    from qvl_agent.models.decoding import cache_argument
+
     positions = network.compute_3d_position_ids(
         input_ids=inputs["input_ids"], image_grid_thw=inputs["image_grid_thw"], video_grid_thw=None,
-        inputs_embeds=None, attention_mask=inputs["attention_mask"], past_key_values=None,
-        mm_token_type_ids=inputs["mm_token_type_ids"])
+        inputs_embeds=None, attention_mask=inputs["attention_mask"],
+        mm_token_type_ids=inputs["mm_token_type_ids"],
+        **{cache_argument(network.compute_3d_position_ids): None})
     assert positions is not None
     image_at = (inputs["input_ids"][0] == tiny_local_model.image_pad_id).nonzero()[:, 0]
     t, h, w = (positions[axis, 0, image_at] - positions[axis, 0, image_at[0]] for axis in range(3))

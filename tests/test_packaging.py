@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -21,17 +22,23 @@ def test_wheel_ships_templates_and_renders_a_prompt_from_a_fresh_venv(tmp_path):
         assert f"qvl_agent/templates/{template}" in names
     assert "qvl_agent/py.typed" in names
 
-    # A fresh venv that sees this interpreter's dependencies but not the checkout.
+    # A fresh venv that sees this interpreter's dependencies but not the checkout. Not
+    # system_site_packages: inside a venv that is the *base* interpreter's packages (none on a
+    # newcomer's machine). A .pth line puts this interpreter's site-packages after the fresh
+    # venv's own; a plain path line does not run the .pth files there, so an editable install
+    # of the checkout stays invisible. Nothing is downloaded.
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
+    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (Path(site) / "outer_dependencies.pth").write_text("\n".join(ours) + "\n")
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
     probe = (
         "import qvl_agent, qvl_agent.prompts as p; from qvl_agent.geometry import Frame, Monitor;"
-        "assert 'site-packages' in qvl_agent.__file__, qvl_agent.__file__;"
+        f"assert qvl_agent.__file__.startswith({site!r}), qvl_agent.__file__;"
         "t = p.build_prompt('x', 'mobile', Frame.fit(Monitor(width=1080, height=2400))).chat_text();"
         "assert '1092x2408' in t; print('ok')"
     )

@@ -278,4 +278,4 @@ def test_a_nonsense_limit_is_a_one_line_error_before_the_model_loads(option, val
     )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()  # one line, and no model was loaded
-    assert line.startswith(f"error: {option} ") and "must be between" in line
+    assert line.startswith(f"error: {option} ") and "is out of range: use" in line

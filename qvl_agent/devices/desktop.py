@@ -218,7 +218,7 @@ def _reachable_display(display: str | None) -> str | None:
     if not name:
         raise DeviceError(
             "no X display: DISPLAY is not set. Run inside a desktop session, or start a "
-            "virtual one (apt-get install xvfb; Xvfb :99 -screen 0 1920x1080x24 &; export DISPLAY=:99)"
+            f"virtual one (Xvfb is in Debian's xvfb package): {VIRTUAL_DISPLAY_HINT}"
         )
     try:
         from Xlib.display import Display
@@ -226,8 +226,22 @@ def _reachable_display(display: str | None) -> str | None:
         with quiet_xlib():
             Display(name).close()
     except Exception as error:  # Xlib has several connection error types
-        raise DeviceError(f"cannot connect to X display {name}: {error}") from None
+        raise DeviceError(f"cannot connect to X display {name!r} ({error}): "
+                          f"{_display_advice(str(error))}") from None
     return name
+
+
+# A virtual screen and the variable that points at it, as one line a shell runs as given.
+VIRTUAL_DISPLAY_HINT = "Xvfb :99 -screen 0 1920x1080x24 & export DISPLAY=:99"
+
+
+def _display_advice(error: str) -> str:
+    """What to do about an X connection error (the variable, the server or the permission)."""
+    if "authoriz" in error.lower() or "protocol" in error.lower():
+        return ("the X server refused this user: run as the desktop's user, or set XAUTHORITY "
+                "to that user's ~/.Xauthority")
+    return ("set DISPLAY to the display of a running X server (`echo $DISPLAY` in a terminal "
+            f"of that desktop, usually :0), or start a virtual one: {VIRTUAL_DISPLAY_HINT}")
 
 
 def _bind_pyautogui(display: str | None) -> Any:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from qvl_agent.actions import Action, Space
 from qvl_agent.devices.base import CaptureError, Observation
-from qvl_agent.geometry import Monitor
+from qvl_agent.geometry import Monitor, aspect_problem
 from qvl_agent.imaging import ImageReadError, open_image
 
 
@@ -28,9 +28,13 @@ class StillImageDevice:
     def from_file(cls, path: str | Path, space: Space = "computer") -> StillImageDevice:
         path = Path(path)
         try:
-            return cls(open_image(path, what="screenshot"), space, name=f"image:{path}")
+            image = open_image(path, what="screenshot")
         except ImageReadError as error:
             raise CaptureError(str(error)) from None
+        # The size is known now: fail before the model loads.
+        if (problem := aspect_problem(*image.size)) is not None:
+            raise CaptureError(f"screenshot {path} cannot be shown to the model: {problem}")
+        return cls(image, space, name=f"image:{path}")
 
     def screenshot(self) -> Observation:
         started = time.perf_counter()

@@ -18,6 +18,7 @@ from PIL import Image
 
 from qvl_agent.evaluation.samples import DatasetError, Skipped
 from qvl_agent.imaging import MAX_DECODED_PIXELS
+from qvl_agent.jsonl import NOT_UTF8, read_lines
 
 ANNOTATION_SUFFIXES = (".json", ".jsonl")
 
@@ -36,10 +37,10 @@ def annotation_files(source: Path, suffixes: tuple[str, ...] = ANNOTATION_SUFFIX
 def read_records(source: Path) -> Iterator[tuple[Path, str, Any] | Skipped]:
     """``(file, where, record)`` for each record, or a :class:`Skipped` for one that is not JSON."""
     for path in annotation_files(source):
-        text = path.read_text(encoding="utf-8")
         if path.suffix == ".jsonl":
-            for number, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
+            for number, line in read_lines(path):
+                if line is None:
+                    yield Skipped(where=f"{path}:{number}", reason=NOT_UTF8)
                     continue
                 try:
                     yield path, f"{path}:{number}", json.loads(line)
@@ -47,7 +48,10 @@ def read_records(source: Path) -> Iterator[tuple[Path, str, Any] | Skipped]:
                     yield Skipped(where=f"{path}:{number}", reason=f"not valid JSON ({error.msg})")
             continue
         try:
-            data = json.loads(text)
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            yield Skipped(where=str(path), reason="not UTF-8 text; file skipped")
+            continue
         except json.JSONDecodeError as error:
             yield Skipped(where=f"{path}:{error.lineno}", reason=f"not valid JSON ({error.msg}); file skipped")
             continue

@@ -37,6 +37,7 @@ from qvl_agent.evaluation.scorers import (
 )
 from qvl_agent.families import DEFAULT_FAMILY, FamilyError, get_family
 from qvl_agent.geometry import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from qvl_agent.jsonl import read_lines
 from qvl_agent.models.base import Model
 from qvl_agent.trajectory import write_atomically
 
@@ -332,9 +333,9 @@ def _resume(config: EvalConfig, out: Path) -> dict[int, dict]:
     done: dict[int, dict] = {}
     predictions = out / PREDICTIONS_FILE
     if predictions.is_file():
-        for line in predictions.read_text(encoding="utf-8").splitlines():
+        for _, line in read_lines(predictions):
             try:
-                record = json.loads(line)
+                record = json.loads(line)  # None (not UTF-8) raises TypeError
                 done[int(record["index"])] = record
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue  # a line torn by an interruption is simply computed again

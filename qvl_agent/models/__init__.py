@@ -32,6 +32,12 @@ def load_model(spec: str, *, endpoint: str | None = None, api_key: str | None = 
         from qvl_agent.models.scripted import ScriptedModel
 
         return ScriptedModel.from_file(spec[len(SCRIPTED_PREFIX) :])
+    from qvl_agent.models.hub import before_local_load
     from qvl_agent.models.local import LocalModel
 
-    return LocalModel(spec.removeprefix(LOCAL_PREFIX), **options)
+    source = spec.removeprefix(LOCAL_PREFIX)
+    if source.endswith(".jsonl"):  # never a checkpoint: recorded answers without the prefix
+        raise ModelError(f"{source} looks like a scripted model's answers (JSON Lines): use "
+                         f"--model {SCRIPTED_PREFIX}{source}")
+    before_local_load(source)  # a Hub that cannot be reached: fail fast, or use the cache
+    return LocalModel(source, **options)

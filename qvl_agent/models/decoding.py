@@ -28,6 +28,7 @@ offset, on all three axes.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -74,6 +75,7 @@ class GreedyDecoder:
         self.system_end_id = system_end_id
         self._cache: Any = None
         self._prefix_ids: Any = None
+        self._cache_argument = cache_argument(model.forward)
         self._forward = self._step
         self.compiled = compiled
         if compiled:
@@ -120,7 +122,7 @@ class GreedyDecoder:
             image_grid_thw=inputs["image_grid_thw"],
             mm_token_type_ids=torch.cat(
                 [kinds[:, start:], torch.zeros_like(drafted, dtype=kinds.dtype)], dim=1),
-            past_key_values=cache,
+            **{self._cache_argument: cache},
             use_cache=True,
             logits_to_keep=len(draft) + 1,  # only the rows that choose tokens
         )
@@ -153,8 +155,8 @@ class GreedyDecoder:
 
     def _step(self, input_ids: Any, position_ids: Any, cache: Any) -> Any:
         """One decode pass (what ``compiled=True`` compiles): logits for every fed token."""
-        return self.model(input_ids=input_ids, position_ids=position_ids, past_key_values=cache,
-                          use_cache=True).logits
+        return self.model(input_ids=input_ids, position_ids=position_ids,
+                          **{self._cache_argument: cache}, use_cache=True).logits
 
     def _cache_for(self, ids: Any, prefix_length: int, capacity: int) -> tuple[Any, int]:
         """The cache to extend and where the new tokens start: the system-turn cache cut back
@@ -203,6 +205,13 @@ class GreedyDecoder:
             rows = self._torch.cat([self._penalty(context[:, : width + j], rows[j : j + 1])
                                     for j in range(rows.shape[0])])
         return rows.argmax(dim=-1).tolist()
+
+
+def cache_argument(forward: Any) -> str:
+    """The name ``forward`` takes the KV cache under: ``cache`` from transformers 5.24 on
+    (``past_key_values`` still works there but warns on every call and goes in 5.40),
+    ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def truncate(cache: Any, length: int) -> None:

@@ -84,7 +84,7 @@ def _check_transformers_version(version: str) -> None:
     if Version("5.4.0") <= Version(version) < Version("5.5.4"):
         raise ModelError(
             f"transformers {version} mis-positions image tokens (get_rope_index bug, fixed in "
-            "5.5.4): pip install 'transformers>=5.5.4,<6'"
+            "5.5.4): pip install 'transformers>=5.20,<6'"
         )
 
 

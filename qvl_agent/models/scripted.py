@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qvl_agent.jsonl import NOT_UTF8, read_lines
 from qvl_agent.models.base import ModelError, Response
 
 if TYPE_CHECKING:
@@ -24,16 +25,22 @@ def read_script(path: Path) -> list[str]:
     if not path.is_file():
         raise ModelError(f"scripted model file not found: {path}")
     responses = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in read_lines(path):
+        if line is None:
+            raise ModelError(f"{path}:{number}: {NOT_UTF8}")
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise ModelError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        except (ValueError, RecursionError) as error:  # a 5000-digit number, deep nesting
+            raise ModelError(
+                f"{path}:{number}: not readable JSON ({type(error).__name__})") from None
         if not isinstance(record, dict) or not isinstance(record.get("response"), str):
             raise ModelError(f'{path}:{number}: expected an object with a string "response"')
         responses.append(record["response"])
+    if not responses:
+        raise ModelError(f'scripted model file {path} holds no responses (one JSON object per '
+                         'line: {"response": "<the model\'s raw text>"})')
     return responses
 
 
