@@ -1,0 +1,339 @@
+"""``--watch``: the live page in a real headless Chromium (one browser for the module), driven
+as a person would (clicks on its buttons), against real runs of the CLI (and, for the
+takeover, the agent on the sandbox desktop with a person's real X input)."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from PIL import Image
+
+from qvl_agent.agent import Agent, AgentConfig
+from qvl_agent.devices.desktop import DesktopDevice
+from qvl_agent.geometry import Frame, Monitor
+from qvl_agent.imaging import open_image
+from qvl_agent.models.scripted import ScriptedModel
+from qvl_agent.replay import screen_difference
+from qvl_agent.trajectory import STEPS_FILE, read_run
+from qvl_agent.watch import watch_from_args
+from qvl_agent.watch.session import WatchSession
+from tests.agent_helpers import tool_call, write_script
+from tests.browser import Browser
+
+CLICK = tool_call(action="left_click", coordinate=[100, 100])
+ROWS = "document.querySelectorAll('#steps tbody tr').length"
+STATUS = "document.querySelector('#status').textContent"
+
+
+@pytest.fixture(scope="module")
+def page():
+    browser = Browser()
+    try:
+        yield browser.new_page(1440, 900)
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def screen(tmp_path):
+    Image.new("RGB", (800, 600), (235, 235, 235)).save(tmp_path / "shot.png")
+    return tmp_path / "shot.png"
+
+
+class Watched:
+    """``qvl-agent run ... --watch`` in a subprocess; its stderr is read as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "qvl_agent", "run", *args, "--watch"],
+                                        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def url(self, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if match := re.match(r"watch: (http://\S+)", line):
+                    return match.group(1)
+            time.sleep(0.02)
+        raise AssertionError("no watch URL printed: " + "".join(self.lines))
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+
+def test_the_page_shows_each_step_within_a_second_of_its_recording(page, screen, tmp_path):
+    script = write_script(tmp_path / "s.jsonl", [CLICK] * 6 + [tool_call(action="terminate", status="success")])
+    run = Watched("Click six times", "--device", f"image:{screen}", "--model", f"scripted:{script}",
+                  "--settle", "0.5", "--record", str(tmp_path / "run"))
+    page.goto(run.url())
+    # Note the moment each step's row appears on the page.
+    page.evaluate("""(() => { window.seen = {}; const note = () => document.querySelectorAll(
+        '#steps tbody tr').forEach(r => { if (!(r.dataset.index in seen)) seen[r.dataset.index] = Date.now(); });
+        new MutationObserver(note).observe(document.querySelector('#steps tbody'), {childList: true});
+        window.watchingSince = Date.now(); note(); })()""")
+    assert run.wait() == 0, run.stderr
+    page.wait_for(f"{STATUS} === 'success'")
+    seen = page.evaluate("window.seen")
+    since = page.evaluate("window.watchingSince") / 1000
+    steps = read_run(tmp_path / "run").steps
+    assert len(steps) == 7
+    latencies = []
+    for step in steps:
+        recorded = step.started_at + step.timings["total"] / 1000  # just before the line is written
+        if recorded < since:
+            continue  # recorded before the page was open
+        latencies.append(seen[str(step.index)] / 1000 - recorded)
+    print(f"\nwatch page latency per step (s): {[round(x, 3) for x in latencies]}")
+    assert len(latencies) >= 5
+    assert max(latencies) < 1.0
+    # The last step's screenshot and its answer are on the page, and the run's end.
+    assert page.evaluate("document.querySelector('#step-label').textContent") == "Step 7"
+    assert "terminate" in page.evaluate("document.querySelector('#response').textContent")
+    assert "qvl-agent report" in page.evaluate("document.querySelector('#banner').textContent")
+    assert f"report: qvl-agent report {tmp_path / 'run'}" in run.stderr
+
+
+def test_pause_holds_the_run_and_stop_ends_it_with_every_step_on_disk(page, screen, tmp_path):
+    script = write_script(tmp_path / "s.jsonl", [CLICK] * 40)
+    run = Watched("Click and click", "--device", f"image:{screen}", "--model", f"scripted:{script}",
+                  "--settle", "0.2", "--record", str(tmp_path / "run"))
+    page.goto(run.url())
+    page.wait_for(f"{ROWS} >= 2", timeout=30)
+    page.click("#pause")
+    page.wait_for(f"{STATUS} === 'paused'")
+    # A step under way when pause was pressed ends at its next hook point; then nothing moves.
+    page.wait_for("document.querySelector('#phase').textContent === 'paused'")
+    held = page.evaluate(ROWS)
+    time.sleep(1.0)
+    assert page.evaluate(ROWS) == held
+    assert len((tmp_path / "run" / STEPS_FILE).read_text().splitlines()) == held
+    page.click("#pause")  # now "Resume"
+    page.wait_for(f"{ROWS} >= {held + 2}", timeout=30)
+    page.click("#stop")
+    assert run.wait() == 1, run.stderr
+    recorded = read_run(tmp_path / "run")
+    assert recorded.meta.outcome.status == "interrupted"
+    assert recorded.meta.outcome.reason == "stopped from the watch page"
+    assert recorded.skipped_lines == 0
+    lines = (tmp_path / "run" / STEPS_FILE).read_text().splitlines()
+    assert len(recorded.steps) == len(lines) == recorded.meta.outcome.steps < 40
+    for step in recorded.steps:  # every screenshot is whole
+        assert open_image(tmp_path / "run" / step.screenshot).size == (800, 600)
+    assert all(s.outcome == "executed" for s in recorded.steps[:-1])
+    assert recorded.steps[-1].outcome in ("executed", "interrupted")
+    page.wait_for(f"{STATUS} === 'interrupted'")
+    assert "interrupted: stopped from the watch page" in run.stderr
+
+
+class Terminal:
+    """``qvl-agent run ... --confirm --watch`` on a pseudo-terminal, as a person runs it."""
+
+    def __init__(self, *args: str) -> None:
+        import pty
+
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execv(sys.executable, [sys.executable, "-m", "qvl_agent", "run", *args,
+                                      "--confirm", "--watch"])
+        self.output = ""
+
+    def read_until(self, pattern: str, timeout: float = 30) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while not (match := re.search(pattern, self.output)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not seen in: {self.output}")
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    self.output += os.read(self.fd, 4096).decode(errors="replace")
+                except OSError:
+                    time.sleep(0.05)
+        return match
+
+    def write(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def wait(self) -> int:
+        try:
+            while True:
+                ready, _, _ = select.select([self.fd], [], [], 0.1)
+                if ready:
+                    chunk = os.read(self.fd, 4096)
+                    if not chunk:
+                        break
+                    self.output += chunk.decode(errors="replace")
+        except OSError:  # the child exited and closed its side
+            pass
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+QUESTION = "document.querySelector('#question').hidden ? null : document.querySelector('#question-text').textContent"
+
+
+def test_approve_and_decline_on_the_page_are_recorded_like_on_the_terminal(page, screen, tmp_path):
+    """Three clicks under --confirm --watch on a terminal: the first approved on the terminal
+    (the page drops its question), the second approved and the third declined on the page
+    (the terminal is told). A page's answer leaves the same record as a terminal's."""
+    script = write_script(tmp_path / "s.jsonl", [CLICK] * 3 + [tool_call(action="terminate", status="success")])
+    terminal = Terminal("Click thrice", "--device", f"image:{screen}", "--model", f"scripted:{script}",
+                        "--settle", "0", "--record", str(tmp_path / "run"))
+    page.goto(terminal.read_until(r"watch: (http://\S+)").group(1).strip())
+    asked = terminal.read_until(r"perform (left_click at \(\d+, \d+\))\? \[y/N\]").group(1)
+    assert page.wait_for(QUESTION) == asked
+    terminal.write("y\n")
+    page.wait_for(f"{ROWS} === 1")
+    assert page.wait_for(QUESTION) == asked  # the second question, on both
+    page.click("#approve")
+    page.wait_for(f"{ROWS} === 2")
+    page.wait_for(QUESTION)
+    page.click("#decline")
+    page.wait_for(f"{STATUS} === 'declined'")
+    assert page.evaluate(QUESTION) is None
+    assert terminal.wait() == 1
+    output = terminal.output
+    assert output.count(f"perform {asked}? [y/N]") == 3
+    assert "yes (answered on the watch page)" in output and "no (answered on the watch page)" in output
+
+    run = read_run(tmp_path / "run")
+    by_terminal, by_page, declined = run.steps
+    assert by_terminal.outcome == by_page.outcome == "executed"
+    assert (by_terminal.action, by_terminal.error) == (by_page.action, by_page.error)
+    # A decline on the page ends the run as one on the terminal does (tests/test_cli.py).
+    assert (declined.outcome, run.meta.outcome.status, run.meta.outcome.reason) == (
+        "declined", "declined", "the user declined the action")
+
+
+def _non_loopback_address() -> str | None:
+    """An IPv4 address of this machine other than loopback, if it has one."""
+    candidates = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))  # sends nothing; picks the outgoing address
+            candidates.append(probe.getsockname()[0])
+        except OSError:
+            pass
+    try:
+        candidates += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+    except OSError:
+        pass
+    return next((a for a in candidates if not a.startswith("127.") and a != "0.0.0.0"), None)
+
+
+def _get(host: str, port: int, path: str, headers: dict | None = None, method: str = "GET",
+         body: bytes | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def test_the_page_is_only_on_loopback_unless_asked_and_commands_need_its_token(capsys):
+    address = _non_loopback_address()
+    with WatchSession.start() as watch:
+        host, port = watch.server.server_address[:2]
+        assert host == "127.0.0.1"
+        token = watch.url.split("token=")[1]
+        if address is not None:
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((address, port), timeout=2)
+        assert _get(host, port, f"/?token={token}")[0] == 200
+        assert _get(host, port, "/")[0] == 403  # no token: no page
+        assert _get(host, port, "/events?token=wrong")[0] == 403
+        # Another site's name (DNS rebinding) gets nothing, even with the token.
+        assert _get(host, port, f"/?token={token}", {"Host": f"evil.example:{port}"})[0] == 403
+        stop = {"Content-Type": "application/json", "X-Watch-Token": token}
+        # Another page's POST: refused for its Origin, or for lacking the token.
+        assert _get(host, port, "/api/stop", {**stop, "Origin": "http://evil.example"}, "POST", b"{}")[0] == 403
+        assert _get(host, port, "/api/stop", {"Content-Type": "text/plain"}, "POST", b"{}")[0] == 403
+        assert _get(host, port, "/api/stop", stop, "POST", b"x" * 5000)[0] == 413
+        assert not watch.control.stopping
+        assert _get(host, port, "/api/stop", {**stop, "Origin": f"http://127.0.0.1:{port}"}, "POST", b"{}")[0] == 200
+        assert watch.control.stopping
+
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to test --watch-host against")
+    # Asked for: reachable from the network, still behind the token, and said so.
+    args = argparse.Namespace(watch=True, watch_host="0.0.0.0", watch_port=0)
+    watch = watch_from_args(args)
+    try:
+        assert "warning: the watch page listens on 0.0.0.0" in capsys.readouterr().err
+        port = watch.server.server_address[1]
+        token = watch.url.split("token=")[1]
+        assert _get(address, port, f"/?token={token}")[0] == 200
+        assert _get(address, port, "/")[0] == 403
+    finally:
+        watch.close()
+
+
+def test_takeover_holds_the_agent_while_a_person_acts_then_it_sees_a_fresh_screen(page, sandbox, tmp_path):
+    """On the sandbox desktop: the person takes over from the page, opens the Settings dialog
+    with the real mouse (xdotool), gives the screen back; the next step sees the dialog."""
+    width, height = sandbox.state()["screen"]
+    frame = Frame.fit(Monitor(width=width, height=height))
+    # A harmless first action (the pointer is not in screenshots), then the run goes on.
+    park = tool_call(action="mouse_move", coordinate=list(frame.to_model(width - 50, height - 50)))
+    model = ScriptedModel([park] * 4 + [tool_call(action="terminate", status="success")])
+    device = DesktopDevice(display=sandbox.display)
+    results = []
+    # (Closing the session stops a run still held, should an assertion fail mid-way.)
+    with WatchSession.start() as watch:
+        agent = Agent(model, device, AgentConfig(settle_seconds=0.5), steering=watch.control)
+        runner = threading.Thread(target=lambda: results.append(agent.run("park", record=tmp_path / "run")),
+                                  daemon=True)
+        page.goto(watch.url)
+        runner.start()
+        page.wait_for(f"{ROWS} === 1", timeout=30)
+        page.click("#takeover")
+        page.wait_for(f"{STATUS} === 'taken over'")
+        # The step under way ends at its next hook point; then the agent holds.
+        page.wait_for("document.querySelector('#phase').textContent === 'taken over'")
+        taken, held = model.calls, len(read_run(tmp_path / "run").steps)
+        time.sleep(1.5)  # the agent holds: no new screenshot, no new answer
+        assert model.calls == taken and len(read_run(tmp_path / "run").steps) == held
+        x, y = sandbox.centre("settings")
+        subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", "1"], check=True,
+                       env={**os.environ, "DISPLAY": sandbox.display}, timeout=10)
+        sandbox.wait_until(lambda s: s["settings_open"], what="the Settings dialog")
+        given_back = time.time()
+        page.click("#takeover")  # now "Give back"
+        runner.join(30)
+    device.close()
+    assert results and results[0].status == "success"
+    steps = read_run(tmp_path / "run").steps
+    first = open_image(tmp_path / "run" / steps[0].screenshot)
+    after = [s for s in steps if s.started_at >= given_back]
+    assert after, [s.started_at for s in steps]
+    fresh = open_image(tmp_path / "run" / after[0].screenshot)
+    assert screen_difference(first, fresh) > 0.002  # the dialog the person opened is on it
+    # A step whose screenshot predates the takeover never acts.
+    for step in steps:
+        if step.started_at < given_back and step.outcome == "interrupted":
+            assert "took over" in step.error
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["outcome"]["status"] == "success"
