@@ -145,6 +145,7 @@ def confirm_from_args(args: argparse.Namespace, watch=None):
     channels = [TerminalQuestion] if sys.stdin.isatty() else []
     if watch is not None:
         channels.append(watch.control.question)
+        watch.control.terminal_asks_too = bool(channels[:-1])
     if not channels:
         raise CliError("--confirm asks before each action and needs an interactive terminal "
                        "(or --watch, to answer on the watch page)")

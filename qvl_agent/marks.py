@@ -4,7 +4,8 @@ The SVG's ``viewBox`` is the screenshot's own pixel size, so a mark at a recorde
 on that pixel however the page scales the image. Marks are outlines, never filled: a ring
 with a crosshair whose centre is left open, a box outline, an arrow, each translucent over a
 light halo, so the label of the element under them stays readable on any background. The
-crosshair's arms start outside the ring: nothing is drawn inside it but a one-pixel dot.
+crosshair's arms start outside the ring (and run diagonally, off the line of a label's text):
+nothing is drawn inside the ring but a one-pixel dot.
 Colours: magenta = what the model did (or is about to do), green = the target (eval).
 """
 
@@ -19,6 +20,9 @@ from qvl_agent.geometry import Monitor
 PREDICTED, TARGET = "#ff00ff", "#00c800"
 OPACITY = 0.8  # of a mark's colour; the halo under it is white at HALO_OPACITY
 HALO_OPACITY = 0.45
+# The crosshair's arms point diagonally: a label is a horizontal band of text, and arms along
+# it would strike through its letters; diagonal arms start above and below the line.
+DIAGONALS = tuple((sx * 0.7071, sy * 0.7071) for sx in (1, -1) for sy in (1, -1))
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def _svg(mark: Mark, unit: float) -> str:
         ticks = "".join(
             f'<line x1="{x + dx * inner:.1f}" y1="{y + dy * inner:.1f}" '
             f'x2="{x + dx * outer:.1f}" y2="{y + dy * outer:.1f}" {{style}}/>'
-            for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)))
+            for dx, dy in DIAGONALS)
         shape = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{ring:.1f}" {{style}}/>' + ticks
         dot = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{0.12 * unit:.2f}" fill="{mark.colour}" '
                f'fill-opacity="{OPACITY}"/>')  # the exact pixel, about one screen pixel wide

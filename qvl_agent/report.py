@@ -295,12 +295,15 @@ def _step_section(step: Step, total: int, picture: _Picture, what: str) -> str:
 
 def _timings(timings: dict[str, float]) -> str:
     total = timings.get("total") or sum(v for k, v in timings.items() if "." not in k) or 1.0
+    # What the stages do not cover: the wait for the screen to settle, writing the record.
+    stages = {stage: timings.get(stage, 0.0) for stage in STAGE_COLOURS}
+    stages["other"] = max(0.0, total - sum(stages.values()))
+    colours = {**STAGE_COLOURS, "other": "#d0d4dc"}
     bar = "".join(
-        f'<span style="width:{100 * timings[stage] / total:.2f}%;background:{colour}" '
-        f'title="{stage} {timings[stage]:.0f} ms"></span>'
-        for stage, colour in STAGE_COLOURS.items() if timings.get(stage))
-    legend = "".join(f'<i style="background:{colour}"></i>{stage}'
-                     for stage, colour in STAGE_COLOURS.items() if timings.get(stage))
+        f'<span style="width:{100 * value / total:.2f}%;background:{colours[stage]}" '
+        f'title="{stage} {value:.0f} ms"></span>' for stage, value in stages.items() if value)
+    legend = "".join(f'<i style="background:{colours[stage]}"></i>{stage}'
+                     for stage, value in stages.items() if value)
     rows = "".join(f'<tr><td>{_e(k)}</td><td class="num">{v:,.1f} ms</td></tr>'
                    for k, v in timings.items())
     return f'<div class="timing">{bar}</div><div class="legend">{legend}</div><table>{rows}</table>'

@@ -337,3 +337,86 @@ def test_takeover_holds_the_agent_while_a_person_acts_then_it_sees_a_fresh_scree
         if step.started_at < given_back and step.outcome == "interrupted":
             assert "took over" in step.error
     assert json.loads((tmp_path / "run" / "meta.json").read_text())["outcome"]["status"] == "success"
+
+
+def read_events(url: str, until, timeout: float = 60) -> list[dict]:
+    """The watch server's event stream (as the page reads it) until ``until(messages)``."""
+    base, token = url.split("/?token=")
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    connection.request("GET", f"/events?token={token}")
+    answer = connection.getresponse()
+    assert answer.status == 200 and answer.getheader("Content-Type").startswith("text/event-stream")
+    messages: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(messages) and time.monotonic() < deadline:
+            line = answer.fp.readline()
+            if not line:
+                break
+            if line.startswith(b"data: "):
+                messages.append(json.loads(line[6:]))
+    finally:
+        connection.close()
+    return messages
+
+
+def runs_seen(messages: list[dict]) -> dict[str, dict]:
+    runs: dict[str, dict] = {}
+    for message in messages:
+        runs.update(message["runs"])
+    return runs
+
+
+def test_run_batch_watch_follows_each_episode_and_stop_ends_the_batch(screen, tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("".join(json.dumps({"id": f"t{i}", "goal": f"task {i}", "max_steps": 2}) + "\n"
+                             for i in range(1, 4)))
+    script = write_script(tmp_path / "s.jsonl", [CLICK] * 20)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qvl_agent", "run-batch", str(tasks), "--device", f"image:{screen}",
+         "--model", f"scripted:{script}", "--settle", "0.4", "--record", str(tmp_path / "batch"),
+         "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = None
+    while url is None:
+        line = process.stderr.readline()
+        assert line, process.stderr.read()
+        if match := re.match(r"watch: (http://\S+)", line):
+            url = match.group(1)
+    messages = read_events(url, lambda m: len(runs_seen(m)) >= 2)
+    host_port, token = url.removeprefix("http://").split("/?token=")
+    host, port = host_port.split(":")
+    status, _ = _get(host, int(port), "/api/stop", {"Content-Type": "application/json",
+                                                     "X-Watch-Token": token}, "POST", b"{}")
+    assert status == 200
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    runs = runs_seen(messages)
+    assert [run["goal"] for run in runs.values()] == ["task 1", "task 2"]
+    summary = json.loads((tmp_path / "batch" / "summary.json").read_text())
+    assert [e["status"] for e in summary["episodes"]] == ["budget", "interrupted", "not_run"]
+    assert read_run(tmp_path / "batch" / "t2").meta.outcome.reason == "stopped from the watch page"
+
+
+def test_replay_watch_shows_the_replayed_steps(screen, tmp_path):
+    model = ScriptedModel([CLICK, CLICK, tool_call(action="terminate", status="success")])
+    from qvl_agent.devices.still import StillImageDevice
+
+    Agent(model, StillImageDevice.from_file(screen), AgentConfig(settle_seconds=0)).run(
+        "click twice", record=tmp_path / "run")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qvl_agent", "replay", str(tmp_path / "run"), "--device", f"image:{screen}",
+         "--settle", "0.3", "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = None
+    while url is None:
+        line = process.stderr.readline()
+        assert line, process.stderr.read()
+        if match := re.match(r"watch: (http://\S+)", line):
+            url = match.group(1)
+    messages = read_events(url, lambda m: m and m[-1]["closed"])
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    (run,) = runs_seen(messages).values()
+    assert (run["kind"], run["goal"], run["status"]) == ("replay", "click twice", "matched")
+    assert [s["outcome"] for s in run["steps"]] == ["executed", "executed", "final"]
+    assert run["steps"][0]["description"].startswith("left_click at (")

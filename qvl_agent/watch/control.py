@@ -33,6 +33,7 @@ class WatchControl:
     def __init__(self, feed: LiveFeed | None = None, kind: str = "run") -> None:
         self.feed = feed or LiveFeed()
         self.kind = kind  # "run" or "replay": how the page titles what it shows
+        self.terminal_asks_too = False  # --confirm also asks on a terminal (the page says so)
         self._state = threading.Condition()
         self.paused = False
         self.taken_over = False
@@ -232,7 +233,8 @@ class PageQuestion:
         self.answer: bool | None = None
 
     def view(self) -> dict[str, Any]:
-        return {"id": self.id, "run": self.run, "description": describe(self.action)}
+        return {"id": self.id, "run": self.run, "description": describe(self.action),
+                "terminal": self.control.terminal_asks_too}
 
     def poll(self, timeout: float) -> bool | None:
         control = self.control

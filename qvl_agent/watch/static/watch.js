@@ -105,6 +105,7 @@ function render() {
     $("question-text").textContent = question.description;
     $("approve").dataset.question = question.id;
     $("decline").dataset.question = question.id;
+    $("question-hint").hidden = !question.terminal;
   }
 
   renderBanner(run, control, finished);
@@ -167,15 +168,26 @@ function renderView(run) {
   $("no-shot").hidden = !!shown.shot;
   if (shown.shot) {
     const src = shown.shot + "?token=" + encodeURIComponent(token);
-    if (img.getAttribute("src") !== src) img.setAttribute("src", src);
-    const overlay = $("marks");
-    if (overlay.dataset.svg !== (shown.svg || "")) {
-      overlay.innerHTML = shown.svg || "";  // built by the server from numbers only
-      overlay.dataset.svg = shown.svg || "";
+    wantedSvg = shown.svg || "";
+    if (img.getAttribute("src") !== src) {
+      $("marks").hidden = true;  // marks of the new screenshot wait for it to arrive
+      img.setAttribute("src", src);
+    } else if (img.complete) {
+      showMarks();
     }
   }
   setText($("thought"), shown.thought, shown.pending ? "…" : "none in the answer");
   setText($("response"), shown.response, shown.pending ? "the model is answering…" : "–");
+}
+
+let wantedSvg = "";
+function showMarks() {
+  const overlay = $("marks");
+  if (overlay.dataset.svg !== wantedSvg) {
+    overlay.innerHTML = wantedSvg;  // built by the server from numbers only
+    overlay.dataset.svg = wantedSvg;
+  }
+  overlay.hidden = false;
 }
 
 function renderSteps(run) {
@@ -233,6 +245,7 @@ events.onerror = () => {
   $("footer").textContent = "Lost the connection to the watch server (the run may have ended); retrying…";
 };
 
+$("shot-img").addEventListener("load", showMarks);
 $("pause").addEventListener("click", () => command(state.control.paused ? "resume" : "pause"));
 $("takeover").addEventListener("click", () => command(state.control.taken_over ? "giveback" : "takeover"));
 $("stop").addEventListener("click", () => command("stop"));
