@@ -90,3 +90,9 @@ def test_serve_client_bench_runs(tmp_path, tiny_checkpoint):
     assert figures["image"] == "672x1484" and figures["prompt_tokens"] > 1272
     assert figures["per_request_ms"]["server"] > 0 and figures["per_request_ms"]["overhead"] > 0
     assert set(figures["throughput"]) == {"1", "2"} and figures["throughput"]["1"]["speedup"] == 1
+
+
+def test_watch_latency_bench_runs(tmp_path):
+    figures = run_bench("watch_latency.py", tmp_path / "watch.json", "--steps", "4")
+    assert figures["watched"]["delivered"] == "4/4"
+    assert figures["watched"]["delivery_ms"] >= 0 and figures["unwatched"]["step_ms"] > 0

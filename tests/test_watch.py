@@ -362,9 +362,14 @@ def read_events(url: str, until, timeout: float = 60) -> list[dict]:
 
 
 def runs_seen(messages: list[dict]) -> dict[str, dict]:
+    """The runs as the page puts them together (each message brings only the new steps)."""
     runs: dict[str, dict] = {}
     for message in messages:
-        runs.update(message["runs"])
+        for run_id, run in message["runs"].items():
+            steps = {s["index"]: s for s in runs.get(run_id, {}).get("steps", [])}
+            steps.update({s["index"]: s for s in run["steps"]})
+            runs[run_id] = {**run, "steps": [steps[i] for i in sorted(steps)]}
+            assert len(steps) == run["step_count"]
     return runs
 
 

@@ -2,8 +2,8 @@
 
 The feed holds one view per run (a batch has one per episode) and the steering state. Every
 change bumps a version number; the server's event stream waits for a version newer than the
-one it last sent and then sends the runs that changed (whole, so a page that missed messages
-or reconnects is never out of step). Screenshots are kept as references to the captured
+one it last sent and then sends the runs that changed, with only the steps added since (a
+page that connects or reconnects starts from version 0 and gets everything). Screenshots are kept as references to the captured
 images (the run's thread never waits for an encoder) and encoded as JPEG when the page asks.
 """
 
@@ -23,6 +23,8 @@ from qvl_agent.imaging import ImageReadError, open_image, preview_jpeg
 MAX_TEXT = 8000
 # Captured images kept in memory for the page (the newest; older ones are read from disk).
 KEPT_IMAGES = 8
+# Screenshots wider than this are shrunk by a whole factor for the page (the browser scales).
+PAGE_WIDTH = 2560
 # Encoded JPEGs kept for repeated requests.
 KEPT_JPEGS = 32
 
@@ -41,6 +43,7 @@ class LiveFeed:
         self.control: dict[str, Any] = {}
         self._runs: dict[int, dict[str, Any]] = {}
         self._run_versions: dict[int, int] = {}
+        self._step_versions: dict[tuple[int, int], int] = {}
         self._run_dirs: dict[int, Path] = {}
         self._images: OrderedDict[tuple[int, str], Image.Image] = OrderedDict()
         self._jpegs: OrderedDict[tuple[int, str], bytes] = OrderedDict()
@@ -68,6 +71,7 @@ class LiveFeed:
             steps = self._runs[run_id]["steps"]
             steps[:] = [s for s in steps if s["index"] != step["index"]] + [step]
             self._bump(run_id)
+            self._step_versions[(run_id, step["index"])] = self.version
 
     def set_control(self, **state: Any) -> None:
         with self._changed:
@@ -108,8 +112,13 @@ class LiveFeed:
             self._changed.wait_for(lambda: self.version > since, timeout=timeout)
             if self.version <= since:
                 return since, None
-            runs = {str(run_id): self._runs[run_id] for run_id, seen in self._run_versions.items()
-                    if seen > since}
+            runs = {}
+            for run_id, changed in self._run_versions.items():
+                if changed > since:
+                    view = self._runs[run_id]
+                    steps = [s for s in view["steps"]
+                             if self._step_versions[(run_id, s["index"])] > since]
+                    runs[str(run_id)] = {**view, "steps": steps, "step_count": len(view["steps"])}
             message = {"version": self.version, "control": dict(self.control), "runs": runs,
                        "order": list(self._runs), "closed": self.closed, "time": time.time()}
             return self.version, _copy(message)
@@ -153,7 +162,7 @@ class LiveFeed:
                 image = open_image(run_dir / path, what="screenshot")
             except ImageReadError:
                 return None
-        data = preview_jpeg(image)
+        data = preview_jpeg(image, max_width=PAGE_WIDTH, exact=False)  # on a server thread: fast
         with self._changed:
             self._jpegs[(run_id, key)] = data
             while len(self._jpegs) > KEPT_JPEGS:

@@ -228,7 +228,14 @@ function tick() {
 const events = new EventSource("/events?token=" + encodeURIComponent(token));
 events.onmessage = (event) => {
   const message = JSON.parse(event.data);
-  for (const [id, run] of Object.entries(message.runs)) state.runs[id] = run;
+  for (const [id, run] of Object.entries(message.runs)) {
+    // Only the steps added since the last message come; keep the others.
+    const known = state.runs[id] ? state.runs[id].steps : [];
+    const added = new Set(run.steps.map((s) => s.index));
+    run.steps = known.filter((s) => !added.has(s.index)).concat(run.steps)
+                     .sort((a, b) => a.index - b.index);
+    state.runs[id] = run;
+  }
   state.order = message.order.map(String);
   state.control = message.control;
   state.closed = message.closed;
