@@ -80,7 +80,7 @@ table { border-collapse: collapse; font-size: 12px; }
 td, th { border-bottom: 1px solid var(--line); padding: 3px 8px 3px 0; text-align: left; vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.bar { display: inline-block; height: 8px; background: var(--accent); border-radius: 2px; vertical-align: middle; margin-left: 6px; }
+.bar { display: inline-block; height: 8px; background: var(--accent); border-radius: 2px; vertical-align: middle; }
 .timing { display: flex; height: 10px; border-radius: 3px; overflow: hidden; background: #eef0f4; margin: 4px 0 6px; }
 .timing span { display: block; height: 100%; }
 .legend { font-size: 11px; color: var(--muted); }
@@ -408,15 +408,16 @@ def _split_tables(metrics: dict[str, Any]) -> str:
         if not isinstance(cells, dict) or not cells:
             continue
         columns = [c for c in next(iter(cells.values())) if c != "n"]
+        shares = [c for c in columns if SHARE_NAMES.search(c)]
         head = "".join(f'<th class="num">{_e(c.replace("_", " "))}</th>' for c in columns)
+        head += "<th></th>" if len(shares) == 1 else ""  # a bar for the one share
         rows = []
         for cell, figures in cells.items():
-            tds = []
-            for column in columns:
-                value = figures.get(column)
-                bar = (f'<span class="bar" style="width:{60 * value:.0f}px"></span>'
-                       if _is_share(column, value) else "")
-                tds.append(f'<td class="num">{_e(_figure_text(column, value))}{bar}</td>')
+            tds = [f'<td class="num">{_e(_figure_text(c, figures.get(c)))}</td>' for c in columns]
+            if len(shares) == 1:
+                value = figures.get(shares[0])
+                width = 60 * value if _is_share(shares[0], value) else 0
+                tds.append(f'<td><span class="bar" style="width:{width:.0f}px"></span></td>')
             rows.append(f'<tr><td>{_e(cell)}</td><td class="num">{_e(figures.get("n", ""))}</td>'
                         f'{"".join(tds)}</tr>')
         tables.append(f'<div class="card"><h3>by {_e(split)}</h3><table><tr><th>{_e(split)}</th>'
