@@ -130,7 +130,8 @@ def _run(steps: int, scratch: Path, watched: bool) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "watch_latency.json")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "bench" / "results" / "watch_latency.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         plain = _run(args.steps, Path(scratch), watched=False)

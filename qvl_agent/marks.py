@@ -62,7 +62,8 @@ def _stroke(colour: str, width: float) -> str:
 
 
 def _halo(width: float) -> str:
-    return f'stroke="#ffffff" stroke-opacity="{HALO_OPACITY}" stroke-width="{width:.2f}" fill="none"'
+    return (f'stroke="#ffffff" stroke-opacity="{HALO_OPACITY}" stroke-width="{width:.2f}" '
+            'fill="none"')
 
 
 def _twice(shape: str, width: float, colour: str) -> str:

@@ -20,6 +20,7 @@ import html
 import json
 import re
 from collections import defaultdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,105 +35,9 @@ THUMB_WIDTH = 192
 MAX_EVAL_SAMPLES = 300
 # Figures that are shares (0-1) and shown as percentages on eval pages.
 SHARE_NAMES = re.compile(r"(accuracy|match|rate|progress|precision|recall)$")
-
-STYLE = """
-:root { --ink: #1d2330; --muted: #667085; --line: #e3e6ec; --bg: #f4f5f8; --accent: #3558d6;
-  --good: #127a3a; --bad: #b42318; --warn: #b54708; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); background: var(--bg); }
-header { padding: 14px 24px; background: #1d2330; color: #fff; }
-.kicker { font-size: 11px; text-transform: uppercase; letter-spacing: .08em; color: #9aa4b8; }
-h1 { font-size: 19px; margin: 2px 0 4px; }
-.facts { font-size: 12px; color: #c3cad8; }
-.facts span + span::before { content: "  ·  "; color: #6b7488; }
-.pill { display: inline-block; padding: 1px 9px; border-radius: 999px; font-size: 12px; font-weight: 600; background: #6b7280; color: #fff; vertical-align: 2px; }
-.pill.good { background: #16a34a; } .pill.bad { background: #dc2626; }
-.answer { margin-top: 6px; font-size: 13px; }
-.strip { display: flex; gap: 8px; padding: 10px 24px; overflow-x: auto; background: #e9ecf2; border-bottom: 1px solid var(--line); position: sticky; top: 0; z-index: 2; }
-.thumb { flex: none; display: block; width: 132px; text-decoration: none; color: var(--ink); border: 2px solid transparent; border-radius: 6px; background: #fff; padding: 3px; font-size: 11px; }
-.thumb img { display: block; width: 100%; height: 70px; object-fit: cover; object-position: top; border-radius: 3px; background: #000; }
-.thumb .label { display: flex; justify-content: space-between; gap: 4px; margin-top: 2px; white-space: nowrap; overflow: hidden; }
-.thumb .label b { flex: none; }
-.thumb .label span { overflow: hidden; text-overflow: ellipsis; color: var(--muted); }
-.thumb.shown { border-color: var(--accent); box-shadow: 0 0 0 2px rgba(53,88,214,.25); }
-.thumb.bad .label b { color: var(--bad); } .thumb.warn .label b { color: var(--warn); }
-main { padding: 14px 24px 40px; }
-.step { display: grid; grid-template-columns: minmax(0, 1fr) 380px; gap: 16px; margin-bottom: 28px; }
-.js .step { display: none; margin-bottom: 0; } .js .step.shown { display: grid; }
-.caption { display: flex; align-items: baseline; gap: 10px; margin-bottom: 8px; flex-wrap: wrap; }
-.caption h2 { font-size: 16px; margin: 0; }
-.what { font-family: ui-monospace, Menlo, Consolas, monospace; color: #b000b0; }
-.outcome { font-weight: 600; font-size: 12px; padding: 1px 7px; border-radius: 4px; background: #e8f5ec; color: var(--good); }
-.outcome.bad { background: #fdecea; color: var(--bad); } .outcome.warn { background: #fff4e5; color: var(--warn); }
-.keys { margin-left: auto; font-size: 12px; color: var(--muted); }
-.keys kbd { border: 1px solid #c5cad3; border-bottom-width: 2px; border-radius: 4px; padding: 0 4px; background: #fff; font: 11px ui-monospace, monospace; }
-.shot { position: relative; display: inline-block; max-width: 100%; line-height: 0; border: 1px solid var(--line); background: #000; }
-.shot img { display: block; width: auto; height: auto; max-width: 100%; max-height: 78vh; }
-.shot svg { position: absolute; left: 0; top: 0; width: 100%; height: 100%; overflow: visible; pointer-events: none; }
-.side { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; align-self: start; min-width: 0; }
-.side h3 { font-size: 11px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 14px 0 5px; }
-.side h3:first-child { margin-top: 0; }
-.thought { white-space: pre-wrap; word-break: break-word; }
-pre { white-space: pre-wrap; word-break: break-word; background: #f3f4f7; border-radius: 6px; padding: 8px; margin: 0 0 6px; font-size: 12px; max-height: 280px; overflow: auto; }
-.muted { color: var(--muted); }
-.error { color: var(--bad); font-weight: 600; }
-table { border-collapse: collapse; font-size: 12px; }
-td, th { border-bottom: 1px solid var(--line); padding: 3px 8px 3px 0; text-align: left; vertical-align: top; }
-th { color: var(--muted); font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.bar { display: inline-block; height: 8px; background: var(--accent); border-radius: 2px; vertical-align: middle; }
-.timing { display: flex; height: 10px; border-radius: 3px; overflow: hidden; background: #eef0f4; margin: 4px 0 6px; }
-.timing span { display: block; height: 100%; }
-.legend { font-size: 11px; color: var(--muted); }
-.legend i { display: inline-block; width: 8px; height: 8px; border-radius: 2px; margin: 0 3px 0 8px; }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px; margin: 12px 0; }
-.card h3 { font-size: 14px; margin: 0 0 8px; }
-.tiles { display: flex; gap: 12px; flex-wrap: wrap; margin: 4px 0 16px; }
-.tile { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; min-width: 150px; }
-.tile .value { font-size: 24px; font-weight: 700; }
-.tile .name { font-size: 12px; color: var(--muted); }
-.tables { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
-.tables .card { margin: 0; }
-.kinds a { color: var(--accent); }
-details > summary { cursor: pointer; font-weight: 600; margin: 10px 0; }
-.good-text { color: var(--good); font-weight: 700; } .bad-text { color: var(--bad); font-weight: 700; }
-.key { font-size: 12px; color: var(--muted); }
-"""
-
-# Steps one by one, with a thumbnail strip and the keyboard (file:// safe, no network).
-SCRIPT = """
-(function () {
-  document.documentElement.classList.add("js");
-  var steps = Array.prototype.slice.call(document.querySelectorAll("section.step"));
-  var thumbs = Array.prototype.slice.call(document.querySelectorAll(".thumb"));
-  if (!steps.length) return;
-  var shown = 0;
-  function show(i, scroll) {
-    shown = Math.max(0, Math.min(steps.length - 1, i));
-    steps.forEach(function (s, j) { s.classList.toggle("shown", j === shown); });
-    thumbs.forEach(function (t, j) { t.classList.toggle("shown", j === shown); });
-    var thumb = thumbs[shown];
-    if (thumb && scroll !== false) thumb.scrollIntoView({block: "nearest", inline: "nearest"});
-    if (history.replaceState) history.replaceState(null, "", "#" + steps[shown].id);
-  }
-  thumbs.forEach(function (t, j) {
-    t.addEventListener("click", function (e) { e.preventDefault(); show(j); });
-  });
-  document.addEventListener("keydown", function (e) {
-    if (e.altKey || e.ctrlKey || e.metaKey) return;
-    var k = e.key;
-    if (k === "ArrowRight" || k === "j") show(shown + 1);
-    else if (k === "ArrowLeft" || k === "k") show(shown - 1);
-    else if (k === "Home") show(0);
-    else if (k === "End") show(steps.length - 1);
-    else return;
-    e.preventDefault();
-  });
-  var start = steps.findIndex(function (s) { return "#" + s.id === location.hash; });
-  show(start < 0 ? 0 : start, false);
-})();
-"""
-
+# The page's style and script, shipped in the package and inlined into every page.
+STYLE = resources.files("qvl_agent").joinpath("static", "report.css").read_text(encoding="utf-8")
+SCRIPT = resources.files("qvl_agent").joinpath("static", "report.js").read_text(encoding="utf-8")
 STAGE_COLOURS = {"capture": "#7c93e6", "resize": "#9db2f2", "prompt": "#c0cbf5", "model": "#3558d6",
                  "parse": "#f0b429", "execute": "#16a34a"}
 GOOD_STATUSES = ("success", "answered")
@@ -196,7 +101,8 @@ def _page(title: str, body: str, script: str = "") -> str:
 
 
 def _table(rows: list[tuple[str, object]]) -> str:
-    return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+    cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
 
 
 def _outcome_class(outcome: str) -> str:
@@ -230,8 +136,7 @@ def run_page(directory: Path) -> str:
     answer = (f'<div class="answer">answer: <b>{_e(outcome.answer)}</b></div>'
               if outcome is not None and outcome.answer is not None else "")
     header = (f'<header><div class="kicker">qvl-agent run report</div><h1>{_e(meta.goal)}</h1>'
-              f'<div>{status}</div><div class="facts">{"".join(f"<span>{_e(f)}</span>" for f in facts)}'
-              f'</div>{answer}</header>')
+              f"<div>{status}</div>{_facts(facts)}{answer}</header>")
 
     thumbs, sections = [], []
     total = len(run.steps)
@@ -253,6 +158,10 @@ def run_page(directory: Path) -> str:
                  SCRIPT)
 
 
+def _facts(facts: list[str]) -> str:
+    return '<div class="facts">' + "".join(f"<span>{_e(f)}</span>" for f in facts) + "</div>"
+
+
 def _thumb(target: str, label: str, what: str, url: str, css: str) -> str:
     image = f'<img src="{url}" alt="">' if url else '<img alt="">'
     return (f'<a class="thumb {css}" href="#{target}" title="{_e(what)}">{image}'
@@ -271,8 +180,9 @@ def _step_section(step: Step, total: int, picture: _Picture, what: str) -> str:
                f'<span class="what">{_e(what)}</span>'
                f'<span class="outcome {css}">{_e(step.outcome)}</span>{_keys()}</div>')
     side = []
-    side.append("<h3>Thought</h3>" + (f'<div class="thought">{_e(step.thought)}</div>' if step.thought
-                                      else '<div class="muted">none in the answer</div>'))
+    thought = (f'<div class="thought">{_e(step.thought)}</div>' if step.thought
+               else '<div class="muted">none in the answer</div>')
+    side.append("<h3>Thought</h3>" + thought)
     if step.error and step.outcome != "executed":
         side.append(f'<h3>Error</h3><div class="error">{_e(step.error)}</div>')
     answers = []
@@ -324,8 +234,8 @@ def _final_section(picture: _Picture, outcome) -> str:
 def eval_page(directory: Path) -> str:
     metrics_path = directory / "metrics.json"
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
-    records = [json.loads(line) for line in (directory / "predictions.jsonl").read_text(encoding="utf-8").split("\n")
-               if line.strip()]
+    lines = (directory / "predictions.jsonl").read_text(encoding="utf-8").split("\n")
+    records = [json.loads(line) for line in lines if line.strip()]
     scored = [r for r in records if "skipped" not in r]
     failed = [r for r in scored if not _correct(r)]
     passed = [r for r in scored if _correct(r)]
@@ -337,7 +247,7 @@ def eval_page(directory: Path) -> str:
             facts.append(f"{name} {value}")
     header = (f'<header><div class="kicker">qvl-agent eval report</div>'
               f"<h1>{_e(config.get('format', '?'))} · {_e(config.get('model', '?'))}</h1>"
-              f'<div class="facts">{"".join(f"<span>{_e(f)}</span>" for f in facts)}</div></header>')
+              f"{_facts(facts)}</header>")
 
     groups: dict[str, list[dict]] = defaultdict(list)
     for record in failed:
@@ -358,12 +268,12 @@ def eval_page(directory: Path) -> str:
     kinds_list = "".join(f'<li><a href="#kind-{n}">{_e(kind)}</a>: {len(group)} '
                          f"({_percent(len(group) / len(scored))} of scored)</li>"
                          for n, (kind, group) in enumerate(kinds, start=1))
+    correct = (f"<details><summary>Correct samples ({len(passed)}, {len(shown_passed)} shown)"
+               f"</summary>{''.join(_sample_card(r) for r in shown_passed)}</details>"
+               if passed else "")
     body = (header + "<main>" + _figures(metrics) + _split_tables(metrics)
             + f'<h2>Failures by kind</h2><ul class="kinds">{kinds_list or "<li>none</li>"}</ul>'
-            + key + "".join(sections)
-            + (f"<details><summary>Correct samples ({len(passed)}, {len(shown_passed)} shown)"
-               f"</summary>{''.join(_sample_card(r) for r in shown_passed)}</details>" if passed else "")
-            + "</main>")
+            + key + "".join(sections) + correct + "</main>")
     return _page("qvl-agent eval", body)
 
 
@@ -443,12 +353,15 @@ def failure_kind(record: dict) -> str:
     if record.get("error"):
         return f"unusable answer: {_error_shape(str(record['error']))}"
     if "box" in record:  # grounding
-        return "no point in the answer" if not record.get("point") else "point outside the target box"
+        if not record.get("point"):
+            return "no point in the answer"
+        return "point outside the target box"
     predicted, target = record.get("predicted"), record.get("target") or {}
     if not predicted:
         return "no action"
     if not record.get("type_match"):
-        return f"wrong action type: {target.get('action')} expected, {predicted.get('action')} given"
+        return (f"wrong action type: {target.get('action')} expected, "
+                f"{predicted.get('action')} given")
     for field, kind in (("point", "point off the target"), ("direction", "wrong direction"),
                         ("text", "wrong text"), ("button", "wrong button")):
         if target.get(field) is not None:
@@ -466,7 +379,8 @@ def _sample_card(record: dict) -> str:
         marks += [Mark("box", tuple(box), TARGET, "target") for box in target.get("boxes") or []]
         if target.get("point"):
             marks.append(Mark("point", tuple(target["point"]), TARGET, "target"))
-        title = f'{record.get("goal", "")} (step {record.get("step")}): expected {_target_text(target)}'
+        title = (f'{record.get("goal", "")} (step {record.get("step")}): '
+                 f"expected {_target_text(target)}")
     if record.get("point"):
         marks.append(Mark("point", tuple(record["point"]), PREDICTED, "prediction"))
     predicted = record.get("predicted")
@@ -477,7 +391,8 @@ def _sample_card(record: dict) -> str:
         marks.append(Mark("point", tuple(predicted["point"]), PREDICTED, "prediction"))
     verdict = ('<span class="good-text">correct</span>' if _correct(record)
                else '<span class="bad-text">wrong</span>')
-    error = f'<p class="error">unusable answer: {_e(record["error"])}</p>' if record.get("error") else ""
+    error = (f'<p class="error">unusable answer: {_e(record["error"])}</p>'
+             if record.get("error") else "")
     got = f"<p>predicted: {_e(_target_text(predicted))}</p>" if predicted else ""
     return (f'<div class="card"><h3>{verdict} {_e(record.get("id", ""))}: {_e(title)}</h3>'
             f'{_Picture(Path(record["image"])).shot(marks)}{error}{got}'
@@ -489,5 +404,6 @@ def _target_text(target: dict) -> str:
     for name in ("point", "direction", "text", "button"):
         if target.get(name) is not None:
             value = target[name]
-            parts.append(f"({value[0]:.0f}, {value[1]:.0f})" if name == "point" else json.dumps(value, ensure_ascii=False))
+            parts.append(f"({value[0]:.0f}, {value[1]:.0f})" if name == "point"
+                         else json.dumps(value, ensure_ascii=False))
     return " ".join(parts)

@@ -35,7 +35,8 @@ class Browser:
     def __init__(self) -> None:
         executable = shutil.which("chromium") or shutil.which("chromium-browser")
         if executable is None:
-            raise BrowserError("Debian's chromium is needed for the page tests (.ci/run installs it)")
+            raise BrowserError("Debian's chromium is needed for the page tests "
+                               "(.ci/run installs it)")
         self._profile = tempfile.mkdtemp(prefix="qvl-chromium-")
         to_browser_read, self._to_browser = os.pipe()
         self._from_browser, from_browser_write = os.pipe()
@@ -112,7 +113,8 @@ class Browser:
 
     def new_page(self, width: int = 1440, height: int = 900) -> Page:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        attached = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})
+        session = attached["sessionId"]
         page = Page(self, session, target)
         page.call("Page.enable")
         page.call("Runtime.enable")

@@ -43,7 +43,8 @@ class ChangingScreen(StillImageDevice):
         self.captures = 0
 
     def screenshot(self):
-        self.image = Image.new("RGB", self.image.size, COLOURS[min(self.captures, len(COLOURS) - 1)])
+        colour = COLOURS[min(self.captures, len(COLOURS) - 1)]
+        self.image = Image.new("RGB", self.image.size, colour)
         self.captures += 1
         return super().screenshot()
 
@@ -62,18 +63,21 @@ def pixels_of(page, tmp_path, name="page.png"):
 
 def shown_rect(page):
     """Where the shown step's screenshot is on the page: left, top, width, height."""
-    return page.evaluate("(() => { const r = document.querySelector('section.step.shown .shot img')"
-                         ".getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()")
+    return page.evaluate("(() => { const r = document.querySelector("
+                         "'section.step.shown .shot img').getBoundingClientRect(); "
+                         "return [r.left, r.top, r.width, r.height]; })()")
 
 
 def test_the_click_mark_sits_on_the_click_and_leaves_its_centre_visible(page, tmp_path):
     size = (1920, 1080)
     Image.new("RGB", size, BLUE).save(tmp_path / "blue.png")
     frame = Frame.fit(Monitor(width=size[0], height=size[1]))
-    model = ScriptedModel([tool_call(action="left_click", coordinate=list(frame.to_model(1500, 300))),
-                           tool_call(action="terminate", status="success")])
+    model = ScriptedModel([
+        tool_call(action="left_click", coordinate=list(frame.to_model(1500, 300))),
+        tool_call(action="terminate", status="success")])
     device = StillImageDevice.from_file(tmp_path / "blue.png")
-    Agent(model, device, AgentConfig(settle_seconds=0)).run("click the spot", record=tmp_path / "run")
+    Agent(model, device, AgentConfig(settle_seconds=0)).run("click the spot",
+                                                            record=tmp_path / "run")
     html_path = report(tmp_path / "run")
     html = html_path.read_text()
     assert "click the spot" in html and "left_click at (1500, 300)" in html
@@ -147,7 +151,8 @@ def test_the_step_strip_and_the_keys_move_between_steps_up_to_the_final_screen(p
     page.click(".strip .thumb:nth-child(3)")
     step, colour = shown()
     assert step == "step-3" and near(colour, COLOURS[2])
-    assert page.evaluate("document.querySelector('.strip .thumb.shown').getAttribute('href')") == "#step-3"
+    shown_thumb = "document.querySelector('.strip .thumb.shown').getAttribute('href')"
+    assert page.evaluate(shown_thumb) == "#step-3"
     page.press("Home")
     assert shown()[0] == "step-1"
 
@@ -156,32 +161,37 @@ def test_each_step_shows_its_thought_and_answers(page, tmp_path):
     """A run recorded by a model family that thinks aloud (the thought field of steps.jsonl)."""
     image = Image.new("RGB", (800, 600), (240, 240, 240))
     frame = Frame.fit(Monitor(width=800, height=600))
-    writer = RunWriter(tmp_path / "run", RunMeta(goal="think", model="m", device="image", space="computer"))
-    for index, thought in enumerate(["The menu is closed; open it first.", "Now pick <Export>."], start=1):
+    meta = RunMeta(goal="think", model="m", device="image", space="computer")
+    writer = RunWriter(tmp_path / "run", meta)
+    thoughts = ["The menu is closed; open it first.", "Now pick <Export>."]
+    for index, thought in enumerate(thoughts, start=1):
         path = writer.save_screenshot(index, image)
-        writer.append_step(Step(index=index, started_at=0, screenshot=path, frame=frame, prompt_digest="0",
-                                attempts=[Attempt(response=f"answer {index}")], thought=thought,
-                                outcome="parse_error", error="unusable"))
+        writer.append_step(Step(index=index, started_at=0, screenshot=path, frame=frame,
+                                prompt_digest="0", attempts=[Attempt(response=f"answer {index}")],
+                                thought=thought, outcome="parse_error", error="unusable"))
     writer.close()
     page.goto(report(tmp_path / "run").as_uri())
-    text = page.evaluate("document.querySelector('section.step.shown .thought').textContent")
-    assert text == "The menu is closed; open it first."
+    thought = "document.querySelector('section.step.shown .thought').textContent"
+    assert page.evaluate(thought) == thoughts[0]
     page.press("ArrowRight")
-    assert page.evaluate("document.querySelector('section.step.shown .thought').textContent") == "Now pick <Export>."
-    assert "answer 2" in page.evaluate("document.querySelector('section.step.shown pre').textContent")
+    assert page.evaluate(thought) == thoughts[1]
+    answer = "document.querySelector('section.step.shown pre').textContent"
+    assert "answer 2" in page.evaluate(answer)
 
 
 def test_an_eval_page_shows_percentages_splits_and_failures_by_kind(page, tmp_path):
     data = write_synthetic_screenspot(tmp_path, 6, hit_share=0.5, seed=3)
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "qvl_agent", "eval", "--format", "screenspot",
-                             "--annotations", str(data["annotations"]), "--images", str(data["images"]),
-                             "--model", f"scripted:{data['script']}", "--max-pixels", str(1280 * 28 * 28),
-                             "--out", str(out)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "qvl_agent", "eval", "--format", "screenspot",
+         "--annotations", str(data["annotations"]), "--images", str(data["images"]),
+         "--model", f"scripted:{data['script']}", "--max-pixels", str(1280 * 28 * 28),
+         "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     html_path = report(out, tmp_path / "e.html")
     html = html_path.read_text()
-    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in lines]
     metrics = json.loads((out / "metrics.json").read_text())
     wrong = [p for p in predictions if not p["correct"]]
     right = [p for p in predictions if p["correct"]]

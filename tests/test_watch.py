@@ -32,6 +32,7 @@ from tests.agent_helpers import tool_call, write_script
 from tests.browser import Browser
 
 CLICK = tool_call(action="left_click", coordinate=[100, 100])
+DONE = tool_call(action="terminate", status="success")
 ROWS = "document.querySelectorAll('#steps tbody tr').length"
 STATUS = "document.querySelector('#status').textContent"
 
@@ -55,8 +56,9 @@ class Watched:
     """``qvl-agent run ... --watch`` in a subprocess; its stderr is read as it comes."""
 
     def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "qvl_agent", "run", *args, "--watch"],
-                                        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "qvl_agent", "run", *args, "--watch"],
+            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -85,15 +87,19 @@ class Watched:
 
 
 def test_the_page_shows_each_step_within_a_second_of_its_recording(page, screen, tmp_path):
-    script = write_script(tmp_path / "s.jsonl", [CLICK] * 6 + [tool_call(action="terminate", status="success")])
+    script = write_script(tmp_path / "s.jsonl", [CLICK] * 6 + [DONE])
     run = Watched("Click six times", "--device", f"image:{screen}", "--model", f"scripted:{script}",
                   "--settle", "0.5", "--record", str(tmp_path / "run"))
     page.goto(run.url())
     # Note the moment each step's row appears on the page.
-    page.evaluate("""(() => { window.seen = {}; const note = () => document.querySelectorAll(
-        '#steps tbody tr').forEach(r => { if (!(r.dataset.index in seen)) seen[r.dataset.index] = Date.now(); });
-        new MutationObserver(note).observe(document.querySelector('#steps tbody'), {childList: true});
-        window.watchingSince = Date.now(); note(); })()""")
+    page.evaluate("""(() => {
+        window.seen = {};
+        const rows = document.querySelector('#steps tbody');
+        const note = () => rows.querySelectorAll('tr').forEach(row => {
+            if (!(row.dataset.index in seen)) seen[row.dataset.index] = Date.now(); });
+        new MutationObserver(note).observe(rows, {childList: true});
+        window.watchingSince = Date.now();
+        note(); })()""")
     assert run.wait() == 0, run.stderr
     page.wait_for(f"{STATUS} === 'success'")
     seen = page.evaluate("window.seen")
@@ -191,16 +197,17 @@ class Terminal:
         return os.waitstatus_to_exitcode(status)
 
 
-QUESTION = "document.querySelector('#question').hidden ? null : document.querySelector('#question-text').textContent"
+QUESTION = ("document.querySelector('#question').hidden ? null : "
+            "document.querySelector('#question-text').textContent")
 
 
 def test_approve_and_decline_on_the_page_are_recorded_like_on_the_terminal(page, screen, tmp_path):
     """Three clicks under --confirm --watch on a terminal: the first approved on the terminal
     (the page drops its question), the second approved and the third declined on the page
     (the terminal is told). A page's answer leaves the same record as a terminal's."""
-    script = write_script(tmp_path / "s.jsonl", [CLICK] * 3 + [tool_call(action="terminate", status="success")])
-    terminal = Terminal("Click thrice", "--device", f"image:{screen}", "--model", f"scripted:{script}",
-                        "--settle", "0", "--record", str(tmp_path / "run"))
+    script = write_script(tmp_path / "s.jsonl", [CLICK] * 3 + [DONE])
+    terminal = Terminal("Click thrice", "--device", f"image:{screen}", "--model",
+                        f"scripted:{script}", "--settle", "0", "--record", str(tmp_path / "run"))
     page.goto(terminal.read_until(r"watch: (http://\S+)").group(1).strip())
     asked = terminal.read_until(r"perform (left_click at \(\d+, \d+\))\? \[y/N\]").group(1)
     assert page.wait_for(QUESTION) == asked
@@ -216,7 +223,8 @@ def test_approve_and_decline_on_the_page_are_recorded_like_on_the_terminal(page,
     assert terminal.wait() == 1
     output = terminal.output
     assert output.count(f"perform {asked}? [y/N]") == 3
-    assert "yes (answered on the watch page)" in output and "no (answered on the watch page)" in output
+    assert "yes (answered on the watch page)" in output
+    assert "no (answered on the watch page)" in output
 
     run = read_run(tmp_path / "run")
     by_terminal, by_page, declined = run.steps
@@ -237,7 +245,8 @@ def _non_loopback_address() -> str | None:
         except OSError:
             pass
     try:
-        candidates += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+        found = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        candidates += [info[4][0] for info in found]
     except OSError:
         pass
     return next((a for a in candidates if not a.startswith("127.") and a != "0.0.0.0"), None)
@@ -270,11 +279,14 @@ def test_the_page_is_only_on_loopback_unless_asked_and_commands_need_its_token(c
         assert _get(host, port, f"/?token={token}", {"Host": f"evil.example:{port}"})[0] == 403
         stop = {"Content-Type": "application/json", "X-Watch-Token": token}
         # Another page's POST: refused for its Origin, or for lacking the token.
-        assert _get(host, port, "/api/stop", {**stop, "Origin": "http://evil.example"}, "POST", b"{}")[0] == 403
-        assert _get(host, port, "/api/stop", {"Content-Type": "text/plain"}, "POST", b"{}")[0] == 403
+        elsewhere = {**stop, "Origin": "http://evil.example"}
+        assert _get(host, port, "/api/stop", elsewhere, "POST", b"{}")[0] == 403
+        no_token = {"Content-Type": "text/plain"}
+        assert _get(host, port, "/api/stop", no_token, "POST", b"{}")[0] == 403
         assert _get(host, port, "/api/stop", stop, "POST", b"x" * 5000)[0] == 413
         assert not watch.control.stopping
-        assert _get(host, port, "/api/stop", {**stop, "Origin": f"http://127.0.0.1:{port}"}, "POST", b"{}")[0] == 200
+        own = {**stop, "Origin": f"http://127.0.0.1:{port}"}
+        assert _get(host, port, "/api/stop", own, "POST", b"{}")[0] == 200
         assert watch.control.stopping
 
     if address is None:
@@ -292,21 +304,22 @@ def test_the_page_is_only_on_loopback_unless_asked_and_commands_need_its_token(c
         watch.close()
 
 
-def test_takeover_holds_the_agent_while_a_person_acts_then_it_sees_a_fresh_screen(page, sandbox, tmp_path):
+def test_takeover_holds_the_agent_while_a_person_acts_then_it_sees_a_fresh_screen(
+        page, sandbox, tmp_path):
     """On the sandbox desktop: the person takes over from the page, opens the Settings dialog
     with the real mouse (xdotool), gives the screen back; the next step sees the dialog."""
     width, height = sandbox.state()["screen"]
     frame = Frame.fit(Monitor(width=width, height=height))
     # A harmless first action (the pointer is not in screenshots), then the run goes on.
     park = tool_call(action="mouse_move", coordinate=list(frame.to_model(width - 50, height - 50)))
-    model = ScriptedModel([park] * 4 + [tool_call(action="terminate", status="success")])
+    model = ScriptedModel([park] * 4 + [DONE])
     device = DesktopDevice(display=sandbox.display)
     results = []
     # (Closing the session stops a run still held, should an assertion fail mid-way.)
     with WatchSession.start() as watch:
         agent = Agent(model, device, AgentConfig(settle_seconds=0.5), steering=watch.control)
-        runner = threading.Thread(target=lambda: results.append(agent.run("park", record=tmp_path / "run")),
-                                  daemon=True)
+        runner = threading.Thread(
+            target=lambda: results.append(agent.run("park", record=tmp_path / "run")), daemon=True)
         page.goto(watch.url)
         runner.start()
         page.wait_for(f"{ROWS} === 1", timeout=30)
@@ -336,7 +349,7 @@ def test_takeover_holds_the_agent_while_a_person_acts_then_it_sees_a_fresh_scree
     for step in steps:
         if step.started_at < given_back and step.outcome == "interrupted":
             assert "took over" in step.error
-    assert json.loads((tmp_path / "run" / "meta.json").read_text())["outcome"]["status"] == "success"
+    assert read_run(tmp_path / "run").meta.outcome.status == "success"
 
 
 def read_events(url: str, until, timeout: float = 60) -> list[dict]:
@@ -404,14 +417,15 @@ def test_run_batch_watch_follows_each_episode_and_stop_ends_the_batch(screen, tm
 
 
 def test_replay_watch_shows_the_replayed_steps(screen, tmp_path):
-    model = ScriptedModel([CLICK, CLICK, tool_call(action="terminate", status="success")])
+    model = ScriptedModel([CLICK, CLICK, DONE])
     from qvl_agent.devices.still import StillImageDevice
 
     Agent(model, StillImageDevice.from_file(screen), AgentConfig(settle_seconds=0)).run(
         "click twice", record=tmp_path / "run")
     process = subprocess.Popen(
-        [sys.executable, "-m", "qvl_agent", "replay", str(tmp_path / "run"), "--device", f"image:{screen}",
-         "--settle", "0.3", "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "qvl_agent", "replay", str(tmp_path / "run"),
+         "--device", f"image:{screen}", "--settle", "0.3", "--watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = None
     while url is None:
         line = process.stderr.readline()

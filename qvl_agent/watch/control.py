@@ -155,15 +155,15 @@ class WatchControl:
         """A step of a replay is done (``ReplayStep``)."""
         current = self.feed.view(self._run()).get("current") or {}
         same = current.get("index") == step.index
-        seen = f"screen differs {100 * step.difference:.1f}%" if step.difference is not None else None
+        seen = (f"screen differs {100 * step.difference:.1f}%" if step.difference is not None
+                else None)
         self.feed.add_step(self._run(), {
             "index": step.index, "path": None, "description": step.action,
             "outcome": step.outcome, "error": clip(step.error or seen),
             "model_ms": None, "total_ms": None, "answers": 0,
             "thought": current.get("thought") if same else None,
             "response": current.get("response") if same else None,
-            "shot": current.get("shot") if same else None, "size": current.get("size") if same else None,
-            "svg": current.get("svg") if same else None,
+            **{key: current.get(key) if same else None for key in ("shot", "size", "svg")},
         })
 
     def end(self, outcome: Outcome) -> None:

@@ -3,8 +3,9 @@
 The feed holds one view per run (a batch has one per episode) and the steering state. Every
 change bumps a version number; the server's event stream waits for a version newer than the
 one it last sent and then sends the runs that changed, with only the steps added since (a
-page that connects or reconnects starts from version 0 and gets everything). Screenshots are kept as references to the captured
-images (the run's thread never waits for an encoder) and encoded as JPEG when the page asks.
+page that connects or reconnects starts from version 0 and gets everything). Screenshots are
+kept as references to the captured images (the run's thread never waits for an encoder) and
+encoded as JPEG when the page asks.
 """
 
 from __future__ import annotations
