@@ -304,10 +304,26 @@ def test_the_page_is_only_on_loopback_unless_asked_and_commands_need_its_token(c
         watch.close()
 
 
+def person_clicks(display: str, x: int, y: int) -> None:
+    """A click through the X server's test extension, as a person's mouse gives one."""
+    from Xlib import X
+    from Xlib.display import Display
+    from Xlib.ext import xtest
+
+    connection = Display(display)
+    try:
+        xtest.fake_input(connection, X.MotionNotify, x=x, y=y)
+        xtest.fake_input(connection, X.ButtonPress, 1)
+        xtest.fake_input(connection, X.ButtonRelease, 1)
+        connection.sync()
+    finally:
+        connection.close()
+
+
 def test_takeover_holds_the_agent_while_a_person_acts_then_it_sees_a_fresh_screen(
         page, sandbox, tmp_path):
     """On the sandbox desktop: the person takes over from the page, opens the Settings dialog
-    with the real mouse (xdotool), gives the screen back; the next step sees the dialog."""
+    with the X server's mouse (XTEST), gives the screen back; the next step sees the dialog."""
     width, height = sandbox.state()["screen"]
     frame = Frame.fit(Monitor(width=width, height=height))
     # A harmless first action (the pointer is not in screenshots), then the run goes on.
@@ -331,8 +347,7 @@ def test_takeover_holds_the_agent_while_a_person_acts_then_it_sees_a_fresh_scree
         time.sleep(1.5)  # the agent holds: no new screenshot, no new answer
         assert model.calls == taken and len(read_run(tmp_path / "run").steps) == held
         x, y = sandbox.centre("settings")
-        subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", "1"], check=True,
-                       env={**os.environ, "DISPLAY": sandbox.display}, timeout=10)
+        person_clicks(sandbox.display, x, y)
         sandbox.wait_until(lambda s: s["settings_open"], what="the Settings dialog")
         given_back = time.time()
         page.click("#takeover")  # now "Give back"
