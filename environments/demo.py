@@ -10,6 +10,10 @@ recording) and checks the app's state afterwards.
     --tiny                 a tiny random-weight Qwen2.5-VL through the local transformers
                            backend: the model path end to end (its answers are garbage, so
                            the run stops after its parse retries, having done nothing)
+    --watch                follow (and steer) the run on a live page; --settle 2 slows it
+                           down enough to watch
+
+It ends by printing the ``qvl-agent report`` command for its run directory.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from environments.desktop_sim.session import SandboxProcess
 from environments.tasks.desktop import DESKTOP_TASKS, OracleModel
 from environments.xvfb import VirtualDisplay
 from qvl_agent.agent import Agent, AgentConfig
-from qvl_agent.cli import print_step
+from qvl_agent.cli import print_step, report_hint
+from qvl_agent.watch import WatchError, watch_from_args, watch_options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +42,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="model family of --model (default: chosen from the checkpoint)")
     parser.add_argument("--max-pixels", type=int, default=1280 * 28 * 28)
     parser.add_argument("--record", default=None, help="run directory (default runs/<time>-<goal>)")
+    parser.add_argument("--settle", type=float, default=0.3,
+                        help="seconds to wait after each action before the next screenshot")
+    watch_options(parser)
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.screen.split("x"))
     task = DESKTOP_TASKS[args.task]
     family = _family(args)
 
+    try:
+        watch = watch_from_args(args)
+    except WatchError as error:
+        parser.error(str(error))
+    try:
+        return _demo(args, width, height, task, family, watch)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+def _demo(args: argparse.Namespace, width: int, height: int, task, family: str, watch) -> int:
     with tempfile.TemporaryDirectory() as scratch, VirtualDisplay(width, height) as display:
         os.environ["DISPLAY"] = display.name
         from qvl_agent.devices.desktop import DesktopDevice
@@ -53,17 +73,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"goal: {task.goal}", file=sys.stderr)
             try:
                 config = AgentConfig(max_steps=8, family=family, max_pixels=args.max_pixels,
-                                     settle_seconds=0.3)
-                agent = Agent(model, device, config, on_step=print_step)
+                                     settle_seconds=args.settle)
+                agent = Agent(model, device, config, on_step=print_step,
+                              steering=watch.control if watch is not None else None)
                 result = agent.run(task.goal, record=args.record)
             finally:
                 device.close()
             state = app.settle()
     done = task.check(state)
-    print(f"{result.status}: {result.reason} after {result.steps} steps; recorded in {result.run_dir}",
-          file=sys.stderr)
+    print(f"{result.status}: {result.reason} after {result.steps} steps", file=sys.stderr)
     print(f"app state: dark_mode={state['dark_mode']} settings_open={state['settings_open']} "
           f"clicks={state['clicks']} -> task {'DONE' if done else 'NOT DONE'}", file=sys.stderr)
+    print(report_hint(result.run_dir), file=sys.stderr)
     expected = not args.tiny  # the tiny random model is expected to fail, cleanly
     return 0 if done == expected else 1
 

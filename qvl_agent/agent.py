@@ -19,7 +19,7 @@ from qvl_agent.actions import Answer, Terminate, Wait, is_final
 from qvl_agent.devices.base import CaptureError, Device, DeviceError
 from qvl_agent.families import DEFAULT_FAMILY, Turn, get_family
 from qvl_agent.geometry import Frame, aspect_problem, model_view
-from qvl_agent.guard import Budget, Confirm, Guard
+from qvl_agent.guard import UNSTEERED, Budget, Confirm, Guard, Steering, StopRequested
 from qvl_agent.imaging import resizer_name
 from qvl_agent.models.base import Model, ModelError
 from qvl_agent.parsing import ActionParseError, Parsed
@@ -84,6 +84,7 @@ class Agent:
         config: AgentConfig | None = None,
         confirm: Confirm | None = None,
         on_step: StepCallback | None = None,
+        steering: Steering | None = None,
     ) -> None:
         self.model = model
         self.device = device
@@ -97,6 +98,8 @@ class Agent:
         })
         self.guard = Guard(dry_run=self.config.dry_run, confirm=confirm)
         self.on_step = on_step
+        # Hook points for a person following the run (--watch): pause, stop, take over.
+        self.steering = steering or UNSTEERED
 
     def run(self, goal: str, record: str | Path | None = None) -> RunResult:
         """Run until the model terminates or answers, a budget runs out, or an error stops it.
@@ -106,18 +109,26 @@ class Agent:
         run_dir = Path(record) if record is not None else default_run_dir(goal)
         writer = RunWriter(run_dir, self._meta(goal))
         self._steps_done = 0
+        self._last_step: Step | None = None
+        self.steering.begin(run_dir, writer.meta)
         try:
             result = self._loop(goal, writer)
         except KeyboardInterrupt:
-            writer.finish(Outcome(status="interrupted", reason="interrupted by the user",
-                                  steps=self._steps_done))
+            outcome = Outcome(status="interrupted", reason="interrupted by the user",
+                              steps=self._steps_done)
+            writer.finish(outcome)
+            self.steering.end(outcome)
             raise
-        except BaseException:
+        except BaseException as error:
             writer.close()  # keep every step recorded so far; meta has no outcome
+            self.steering.end(Outcome(status="error", reason=f"{type(error).__name__}: {error}",
+                                      steps=self._steps_done))
             raise
         result.run_dir = run_dir
-        writer.finish(Outcome(status=result.status, reason=result.reason, steps=result.steps,
-                              answer=result.answer))
+        outcome = Outcome(status=result.status, reason=result.reason, steps=result.steps,
+                          answer=result.answer, final_screenshot=self._final_screenshot(writer))
+        writer.finish(outcome)
+        self.steering.end(outcome)
         return result
 
     def _loop(self, goal: str, writer: RunWriter) -> RunResult:
@@ -125,8 +136,13 @@ class Agent:
         history: list[Turn] = []
         try:
             while (reason := budget.exhausted(self._steps_done)) is None:
+                self.steering.before_capture()  # may wait (paused, taken over) or stop the run
+                if (reason := budget.exhausted(self._steps_done)) is not None:
+                    break
                 self._steps_done += 1
                 step = self._step(goal, self._steps_done, history, writer)
+                if step.outcome == "interrupted":  # taken over: its action was not performed
+                    continue
                 action = step.action
                 if action is not None:
                     self._remember(history, step)
@@ -140,6 +156,8 @@ class Agent:
             return RunResult(status="budget", reason=reason, steps=self._steps_done)
         except _Stop as stop:
             return RunResult(status=stop.status, reason=stop.reason, steps=self._steps_done)
+        except StopRequested as stop:
+            return RunResult(status="interrupted", reason=str(stop), steps=self._steps_done)
 
     def _remember(self, history: list[Turn], step: Step) -> None:
         """Add the step to the history the family's prompt is built from; screenshots are
@@ -163,6 +181,7 @@ class Agent:
         except (CaptureError, DeviceError) as error:
             raise _Stop("capture_error", f"screenshot failed, nothing was done: {error}") from None
         timings["capture"] = _ms_since(clock)
+        self.steering.captured(index, observation.image, observation.monitor)
 
         mark = time.perf_counter()
         try:
@@ -199,6 +218,8 @@ class Agent:
         finally:
             step.timings["total"] = _ms_since(clock)
             writer.append_step(step)
+            self._last_step = step
+            self.steering.recorded(step)
             if self.on_step is not None:
                 self.on_step(step)
         return step
@@ -239,10 +260,19 @@ class Agent:
     def _act(self, step: Step) -> None:
         action = step.action
         assert action is not None
-        if is_final(action):
-            step.outcome = "final"
-            return
-        decision = self.guard.decide(action)
+        try:
+            if not self.steering.before_act(step.index, action, step.thought, step.response):
+                step.outcome, step.error = "interrupted", (
+                    "a person took over the screen after this screenshot; the action was not "
+                    "performed")
+                return
+            if is_final(action):
+                step.outcome = "final"
+                return
+            decision = self.guard.decide(action)
+        except StopRequested:
+            step.outcome, step.error = "interrupted", "stopped before this action; not performed"
+            raise
         if decision == "declined":
             step.outcome = "declined"
             raise _Stop("declined", "the user declined the action")
@@ -272,6 +302,16 @@ class Agent:
         step.notes.append(f"waited {left:.1f} s of the {wait.time:g} s asked: the time budget "
                           "ran out")
         return Wait(time=left)
+
+    def _final_screenshot(self, writer: RunWriter) -> str | None:
+        """The screen after the last action, when the last step performed one (else the
+        last step's own screenshot already shows the end); None if it cannot be captured."""
+        if self._last_step is None or self._last_step.outcome != "executed":
+            return None
+        try:
+            return writer.save_final_screenshot(self.device.screenshot().image)
+        except (CaptureError, DeviceError):
+            return None
 
     def _meta(self, goal: str) -> RunMeta:
         return RunMeta(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qvl_agent.agent import Agent, AgentConfig
 from qvl_agent.devices.base import Device
+from qvl_agent.guard import Steering
 from qvl_agent.jsonl import NOT_UTF8, read_lines
 from qvl_agent.models.base import Model
 from qvl_agent.trajectory import Step, write_atomically, write_problem
@@ -158,10 +159,12 @@ def run_batch(
     seed: int | None = None,
     tasks_file: str | Path | None = None,
     write: Callable[[str], None] = print,
+    steering: Steering | None = None,
 ) -> BatchSummary:
     """Run every task once, on ``devices`` in parallel (one episode per device at a time);
     ``seed`` shuffles the order. Writes ``root/<task id>/`` per episode and
-    ``root/summary.json``."""
+    ``root/summary.json``. ``steering`` (``--watch``) follows every episode; a stop from it
+    ends the episodes under way and starts no new one."""
     root = Path(root)
     if (root / SUMMARY_FILE).exists():
         raise BatchError(f"{root} already holds a batch ({SUMMARY_FILE}); choose another --record")
@@ -192,9 +195,12 @@ def run_batch(
             return
         try:
             while (task := next_task()) is not None:
-                episode = _run_episode(task, spec, device, model, config, root, progress)
+                episode = _run_episode(task, spec, device, model, config, root, progress,
+                                       steering)
                 with lock:
                     results[task.id] = episode
+                    if episode.status == "interrupted":  # stopped by a person: no new tasks
+                        stop.set()
                 progress.episode(episode)
                 if episode.status in _DEVICE_FAILED:
                     progress.say(
@@ -252,6 +258,7 @@ def _run_episode(
     config: AgentConfig,
     root: Path,
     progress: Progress,
+    steering: Steering | None = None,
 ) -> Episode:
     budget = task.max_steps or config.max_steps
     agent = Agent(
@@ -259,6 +266,7 @@ def _run_episode(
         device,
         config.model_copy(update={"max_steps": budget}),
         on_step=lambda step: progress.step(spec, task, step),
+        steering=steering,
     )
     run_dir = root / task.dir_name
     started = time.monotonic()

@@ -14,6 +14,7 @@ from qvl_agent import __version__
 from qvl_agent.geometry import (
     DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, PIXELS_RANGE, Monitor, aspect_problem,
 )
+from qvl_agent.watch import watch_options
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     history_option(run)
     run.add_argument("--record", default=None,
                      help="run directory to write (default runs/<time>-<goal>)")
+    watch_options(run)
     run.set_defaults(handler=_run)
 
     devices = commands.add_parser("devices", help="list the Android devices adb sees")
@@ -153,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--record", default=None,
                        help="directory for the episodes and summary.json "
                        "(default runs/batch-<time>)")
+    watch_options(batch)
     batch.set_defaults(handler=_run_batch)
 
     from qvl_agent import offline_cli  # here, not at the top: it imports this module
@@ -173,15 +176,37 @@ def device_options(parser: argparse.ArgumentParser, dry_run_help: str) -> None:
     parser.add_argument("--confirm", action="store_true", help="ask before each action (needs a TTY)")
 
 
-def confirm_from_args(args: argparse.Namespace):
-    """The question asked before each action with --confirm (None without it)."""
-    from qvl_agent.guard import ask_on_terminal
+def confirm_from_args(args: argparse.Namespace, watch=None):
+    """The question asked before each action with --confirm (None without it): on the
+    terminal, and on the watch page too with --watch (the first answer counts)."""
+    from qvl_agent.guard import TerminalQuestion, first_answer
 
     if not args.confirm:
         return None
-    if not sys.stdin.isatty():
-        raise CliError("--confirm asks before each action and needs an interactive terminal")
-    return ask_on_terminal
+    channels = [TerminalQuestion] if sys.stdin.isatty() else []
+    if watch is not None:
+        channels.append(watch.control.question)
+        watch.control.terminal_asks_too = bool(channels[:-1])
+    if not channels:
+        raise CliError("--confirm asks before each action and needs an interactive terminal "
+                       "(or --watch, to answer on the watch page)")
+    return first_answer(channels)
+
+
+def watch_from_cli(args: argparse.Namespace, kind: str = "run"):
+    """The --watch session (None without --watch); its URL is printed."""
+    from qvl_agent.watch import WatchError, watch_from_args
+
+    try:
+        return watch_from_args(args, kind=kind)
+    except WatchError as error:
+        raise CliError(str(error)) from None
+
+
+def report_hint(run_dir) -> str:
+    """The line that tells where a run is and how to look at it."""
+    return (f"recorded in {run_dir}\nreport: qvl-agent report {run_dir}  "
+            f"(writes {os.path.join(run_dir, 'report.html')})")
 
 
 def device_from_args(args: argparse.Namespace):
@@ -338,7 +363,7 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
     # qvl-agent serve: what one request or connection may cost
     "max_queue": (1, 1 << 20), "max_prompt_tokens": (1, 1 << 24),
     "max_image_pixels": (1, 1 << 34), "max_body_bytes": (1, 1 << 40),
-    "read_timeout": (0.1, 86400), "max_connections": (1, 1 << 16), "port": (0, 65535),
+    "read_timeout": (0.1, 86400), "max_connections": (1, 1 << 16), "port": (0, 65535), "watch_port": (0, 65535),
 }
 
 
@@ -365,13 +390,22 @@ def _plain(number: float) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    watch = watch_from_cli(args)
+    try:
+        return _run_watched(args, watch)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+def _run_watched(args: argparse.Namespace, watch) -> int:
     from pathlib import Path
 
     from qvl_agent.agent import Agent, AgentConfig, default_run_dir
     from qvl_agent.families import FamilyError
     from qvl_agent.trajectory import RunWriteError, release_run_dir, reserve_run_dir
 
-    confirm = confirm_from_args(args)
+    confirm = confirm_from_args(args, watch)
     family = acting_family_from_args(args)
     config = AgentConfig(
         max_steps=args.max_steps,
@@ -404,7 +438,8 @@ def _run(args: argparse.Namespace) -> int:
             release_run_dir(record)
         raise
 
-    agent = Agent(model, device, config, confirm=confirm, on_step=print_step)
+    agent = Agent(model, device, config, confirm=confirm, on_step=print_step,
+                  steering=watch.control if watch is not None else None)
     print(f"goal: {args.goal}", file=sys.stderr)
     try:
         result = agent.run(args.goal, record=record)
@@ -414,7 +449,7 @@ def _run(args: argparse.Namespace) -> int:
         device.close()
     answer = f"\nanswer: {result.answer}" if result.answer is not None else ""
     print(f"{result.status}: {result.reason} after {result.steps} steps{answer}\n"
-          f"recorded in {result.run_dir}", file=sys.stderr)
+          f"{report_hint(result.run_dir)}", file=sys.stderr)
     return 0 if result.succeeded else 1
 
 
@@ -515,12 +550,17 @@ def _run_batch(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CliError(str(write_problem(Path(root), error, started=False))) from None
     model = model_from_args(args, family)
+    watch = watch_from_cli(args)
     print(f"{len(tasks)} tasks on {workers} devices, recorded in {root}", file=sys.stderr)
     try:
         summary = run_batch(tasks, devices[:workers], model, config, root, open_device,
-                            seed=seed, tasks_file=args.tasks, write=_progress_line)
+                            seed=seed, tasks_file=args.tasks, write=_progress_line,
+                            steering=watch.control if watch is not None else None)
     except BatchError as error:
         raise CliError(str(error)) from None
+    finally:
+        if watch is not None:
+            watch.close()
     print(summary_table(summary))
     print(f"summary: {root}/summary.json")
     unrun = [e for e in summary.episodes if e.status in ("error", "not_run")]

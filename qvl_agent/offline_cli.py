@@ -10,9 +10,10 @@ from pathlib import Path
 
 from qvl_agent.cli import (
     CliError, confirm_from_args, device_from_args, device_options, family_from_args,
-    model_from_args, model_options, pixel_options,
+    model_from_args, model_options, pixel_options, watch_from_cli,
 )
 from qvl_agent.geometry import aspect_problem
+from qvl_agent.watch import watch_options
 
 
 def register(commands) -> None:
@@ -71,6 +72,7 @@ def register(commands) -> None:
     replay.add_argument("--threshold", type=float, default=0.05,
                         help="a step whose screen differs more than this (0-1) counts as diverged")
     replay.add_argument("--out", type=Path, default=None, help="write the per-step report as JSON")
+    watch_options(replay)
     replay.set_defaults(handler=_replay)
 
 
@@ -231,18 +233,31 @@ def _replay(args: argparse.Namespace) -> int:
     from qvl_agent.replay import Replayer
     from qvl_agent.trajectory import RunReadError, read_run
 
-    confirm = confirm_from_args(args)
     try:
         run = read_run(args.run_dir)
     except RunReadError as error:
         raise CliError(str(error)) from None
-    device = device_from_args(args)
-    replayer = Replayer(device, dry_run=args.dry_run, confirm=confirm,
-                        settle_seconds=args.settle, threshold=args.threshold)
+    watch = watch_from_cli(args, kind="replay")
     try:
-        result = replayer.replay(run, on_step=lambda s: print(s.line(), file=sys.stderr, flush=True))
+        confirm = confirm_from_args(args, watch)
+        device = device_from_args(args)
+        steering = watch.control if watch is not None else None
+        replayer = Replayer(device, dry_run=args.dry_run, confirm=confirm,
+                            settle_seconds=args.settle, threshold=args.threshold,
+                            steering=steering)
+
+        def on_step(step) -> None:
+            print(step.line(), file=sys.stderr, flush=True)
+            if steering is not None:
+                steering.replayed(step)
+
+        try:
+            result = replayer.replay(run, on_step=on_step)
+        finally:
+            device.close()
     finally:
-        device.close()
+        if watch is not None:
+            watch.close()
     if args.out is not None:
         args.out.write_text(result.model_dump_json(indent=2), encoding="utf-8")
     print(result.summary())

@@ -20,9 +20,9 @@ from pydantic import BaseModel
 from qvl_agent.actions import Action, Point, describe, is_final
 from qvl_agent.devices.base import CaptureError, Device, DeviceError
 from qvl_agent.geometry import Monitor
-from qvl_agent.guard import Confirm, Guard
+from qvl_agent.guard import UNSTEERED, Confirm, Guard, Steering, StopRequested
 from qvl_agent.imaging import ImageReadError, open_image
-from qvl_agent.trajectory import Run
+from qvl_agent.trajectory import Outcome, Run
 
 # Screens are compared at this width (grey levels), which ignores sub-pixel rendering noise.
 COMPARE_WIDTH = 256
@@ -30,7 +30,8 @@ COMPARE_WIDTH = 256
 CHANGED_LEVEL = 24
 
 # record_error: a recorded screenshot cannot be read, so the step cannot be checked.
-Status = Literal["matched", "diverged", "capture_error", "device_error", "declined", "record_error"]
+Status = Literal["matched", "diverged", "capture_error", "device_error", "declined", "record_error",
+                 "interrupted"]
 
 
 def screen_difference(recorded: Image.Image, current: Image.Image) -> float:
@@ -54,7 +55,8 @@ class ReplayStep(BaseModel):
     index: int
     action: str
     difference: float | None = None  # changed fraction of the screen before the action
-    outcome: Literal["executed", "dry_run", "declined", "final", "no_action", "failed"]
+    outcome: Literal["executed", "dry_run", "declined", "final", "no_action", "failed",
+                     "interrupted"]
     error: str | None = None
 
     def line(self) -> str:
@@ -79,8 +81,10 @@ class ReplayResult(BaseModel):
 
 class Replayer:
     def __init__(self, device: Device, dry_run: bool = False, confirm: Confirm | None = None,
-                 settle_seconds: float = 0.5, threshold: float = 0.05) -> None:
+                 settle_seconds: float = 0.5, threshold: float = 0.05,
+                 steering: Steering | None = None) -> None:
         self.device = device
+        self.steering = steering or UNSTEERED  # --watch: pause, stop, take over
         self.guard = Guard(dry_run=dry_run, confirm=confirm)
         self.settle_seconds = settle_seconds
         self.threshold = threshold
@@ -88,7 +92,13 @@ class Replayer:
     def replay(self, run: Run, on_step: Callable[[ReplayStep], None] | None = None) -> ReplayResult:
         steps: list[ReplayStep] = []
         status: Status = "matched"
+        self.steering.begin(run.path, run.meta)
         for recorded in run.steps:
+            try:
+                self.steering.before_capture()
+            except StopRequested:
+                status = "interrupted"
+                break
             step, stop = self._replay_step(run, recorded)
             steps.append(step)
             if on_step is not None:
@@ -100,7 +110,10 @@ class Replayer:
                 break
             if step.outcome == "final":
                 break
-        return ReplayResult(run=str(run.path), status=status, threshold=self.threshold, steps=steps)
+        result = ReplayResult(run=str(run.path), status=status, threshold=self.threshold,
+                              steps=steps)
+        self.steering.end(Outcome(status=status, reason=result.summary(), steps=len(steps)))
+        return result
 
     def _replay_step(self, run: Run, recorded) -> tuple[ReplayStep, Status | None]:
         action = recorded.action
@@ -111,6 +124,7 @@ class Replayer:
         except (CaptureError, DeviceError) as error:
             return (ReplayStep(index=recorded.index, action=describe(action), outcome="failed",
                                error=f"screenshot failed, nothing was done: {error}"), "capture_error")
+        self.steering.captured(recorded.index, observation.image, observation.monitor)
         try:
             image = open_image(run.path / recorded.screenshot, what="recorded screenshot")
         except ImageReadError as error:
@@ -120,9 +134,17 @@ class Replayer:
         action = rescale(action, recorded.frame.monitor, observation.monitor)
         step = ReplayStep(index=recorded.index, action=describe(action), difference=round(difference, 4),
                           outcome="final")
-        if is_final(action):
-            return step, None
-        decision = self.guard.decide(action)
+        try:
+            if not self.steering.before_act(recorded.index, action, recorded.thought,
+                                            recorded.response):
+                step.outcome, step.error = "interrupted", "taken over after the screenshot"
+                return step, None
+            if is_final(action):
+                return step, None
+            decision = self.guard.decide(action)
+        except StopRequested:
+            step.outcome = "interrupted"
+            return step, "interrupted"
         if decision == "declined":
             step.outcome = "declined"
             return step, "declined"

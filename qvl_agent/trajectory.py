@@ -38,7 +38,9 @@ META_FILE = "meta.json"
 STEPS_FILE = "steps.jsonl"
 SCREENSHOT_DIR = "screenshots"
 
-StepOutcome = Literal["executed", "dry_run", "final", "declined", "parse_error", "device_error", "model_error"]
+StepOutcome = Literal["executed", "dry_run", "final", "declined", "parse_error", "device_error", "model_error",
+                      "interrupted"]
+FINAL_SCREENSHOT = f"{SCREENSHOT_DIR}/final.png"
 
 
 class Attempt(BaseModel):
@@ -84,6 +86,9 @@ class Outcome(BaseModel):
     steps: int
     answer: str | None = None
     finished_at: float = Field(default_factory=time.time)
+    # The screen after the last action (screenshots/final.png), when the last step performed
+    # one; absent from older runs and from runs whose last step did not act.
+    final_screenshot: str | None = None
 
 
 class RunMeta(BaseModel):
@@ -165,6 +170,11 @@ class RunWriter:
         relative = f"{SCREENSHOT_DIR}/{index:04d}.png"
         self._pending[index] = self._encoder.submit(_save_png, image, self.path / relative)
         return relative
+
+    def save_final_screenshot(self, image: Image.Image) -> str:
+        """Write the screen as it is after the last action; returns its relative path."""
+        _save_png(image, self.path / FINAL_SCREENSHOT)
+        return FINAL_SCREENSHOT
 
     def append_step(self, step: Step) -> None:
         """Append the step once its screenshot is safely on disk."""

@@ -97,3 +97,9 @@ def test_androidcontrol_read_bench_runs(tmp_path):
                         "--steps", "2", "--nodes", "20", "--runs", "1")
     assert figures["reader_mb_per_s"] > 0 and figures["gunzip_mb_per_s"] > 0
     assert figures["ms_per_step"] > 0 and figures["skip_s"] > 0
+
+
+def test_watch_latency_bench_runs(tmp_path):
+    figures = run_bench("watch_latency.py", tmp_path / "watch.json", "--steps", "4")
+    assert figures["watched"]["delivered"] == "4/4"
+    assert figures["watched"]["delivery_ms"] >= 0 and figures["unwatched"]["step_ms"] > 0

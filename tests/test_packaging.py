@@ -21,6 +21,9 @@ def test_wheel_ships_templates_and_renders_a_prompt_from_a_fresh_venv(tmp_path):
     for template in ("computer_use.json", "mobile_use.json", "system.txt", "user.txt", "retry.txt"):
         assert f"qvl_agent/templates/{template}" in names
     assert "qvl_agent/py.typed" in names
+    for asset in ("watch.html", "watch.js", "watch.css"):  # the --watch page, served offline
+        assert f"qvl_agent/watch/static/{asset}" in names
+    assert {"qvl_agent/static/report.css", "qvl_agent/static/report.js"} <= set(names)  # report
 
     # A fresh venv that sees this interpreter's dependencies but not the checkout. Not
     # system_site_packages: inside a venv that is the *base* interpreter's packages (none on a
