@@ -569,7 +569,8 @@ def test_a_dataset_with_nothing_usable_fails_before_the_model_loads(grounding_js
 def test_an_eval_whose_every_sample_was_skipped_fails(grounding_json, tmp_path):
     annotations = grounding_json({"a.png": truncated_png((640, 480)),
                                   "b.png": truncated_png((320, 200))})
-    answers = write_script(tmp_path / "a.jsonl", [])
+    answers = write_script(tmp_path / "a.jsonl", [tool_call(action="left_click",
+                                                            coordinate=[1, 1])])
     out = tmp_path / "out"
     result = qvl("eval", "--format", "screenspot", "--annotations", str(annotations),
                  "--model", f"scripted:{answers}", "--out", str(out))

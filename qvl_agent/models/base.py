@@ -16,6 +16,20 @@ class ModelError(RuntimeError):
     """The model could not be loaded or could not answer; the message says what to do."""
 
 
+def check_resized(image: Image.Image, factor: int) -> None:
+    """Both sides of ``image`` multiples of the model's resize ``factor``: the image is the
+    screenshot resized to its Frame, or the model (or a server's processor) would resize it
+    again and the answer's coordinates would not fit the screen."""
+    width, height = image.size
+    if width % factor or height % factor:
+        raise ModelError(
+            f"the screenshot is {width}x{height}, but both sides must be multiples of {factor} "
+            "(this model's resize factor), or it would be resized again and the answer's "
+            f"coordinates would not fit the screen: resize it to its Frame's size first "
+            f"(Frame.fit(..., factor={factor}), geometry.smart_resize)"
+        )
+
+
 class Response(BaseModel):
     """What a model said, with its cost."""
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qvl_agent.models.base import ModelError, Response
+from qvl_agent.models.base import ModelError, Response, check_resized
 from qvl_agent.models.decoding import GreedyDecoder
 from qvl_agent.models.forcing import Scaffold, offered_tool
 from qvl_agent.models.vision_input import patchify
@@ -295,13 +295,7 @@ class LocalModel:
         """:meth:`encode` for a chat already rendered to text."""
         images = list(image) if isinstance(image, (list, tuple)) else [image]
         for each in images:
-            width, height = each.size
-            if width % self.factor or height % self.factor:
-                raise ModelError(
-                    f"the screenshot is {width}x{height}, but both sides must be multiples of "
-                    f"{self.factor}: resize it to its Frame's resized size (geometry.smart_resize) "
-                    "before calling respond()"
-                )
+            check_resized(each, self.factor)
         if text.count(VISION_PLACEHOLDER) != len(images):
             raise ModelError(
                 f"the prompt must hold exactly one image placeholder per screenshot; it holds "

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from qvl_agent.geometry import FACTOR
-from qvl_agent.models.base import ModelError, Response
+from qvl_agent.models.base import ModelError, Response, check_resized
 from qvl_agent.openai_wire import chat_messages, error_message, png_data_url
 from qvl_agent.redaction import MASK, mask_url_credentials, url_secrets, without_url_credentials
 
@@ -128,7 +128,7 @@ class EndpointModel:
     # -- answering -------------------------------------------------------------------
 
     def respond(self, prompt: Prompt, image: Image.Image) -> Response:
-        self._check_size(image)
+        check_resized(image, self.factor)
         started = time.perf_counter()
         width, height = image.size
         messages = chat_messages(prompt, [png_data_url(each) for each in prompt.images(image)])
@@ -149,18 +149,6 @@ class EndpointModel:
         if server_ms is not None:
             result.timings["server"] = server_ms
         return result
-
-    def _check_size(self, image: Image.Image) -> None:
-        """Both sides multiples of the model's factor, or the server would resize the image
-        and the answer's coordinates would not fit the screen."""
-        width, height = image.size
-        if width % self.factor or height % self.factor:
-            raise ModelError(
-                f"the screenshot is {width}x{height}, but both sides must be multiples of "
-                f"{self.factor} (this model's resize factor), or the server would resize it "
-                "and the answer's coordinates would not fit the screen: resize it to its "
-                f"Frame's size (Frame.fit(..., factor={self.factor}))"
-            )
 
     def _body(self, messages: list[dict[str, Any]], pixels: int) -> bytes:
         body: dict[str, Any] = {
