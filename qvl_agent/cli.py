@@ -254,7 +254,9 @@ def model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def family_from_args(args: argparse.Namespace):
-    """The family --family names, or the one chosen from --model; prints a one-line notice."""
+    """The family --family names, or the one chosen from --model. Its one-line notice is
+    printed by :func:`model_from_args` as the model loads, so that an error found before
+    that (no display, a bad option) stays the only line."""
     from qvl_agent.families import FamilyError
     from qvl_agent.families.detect import choose_family
 
@@ -262,7 +264,7 @@ def family_from_args(args: argparse.Namespace):
         choice = choose_family(args.model, args.family, getattr(args, "endpoint", None))
     except FamilyError as error:
         raise CliError(str(error)) from None
-    print(choice.notice, file=sys.stderr)
+    args.family_notice = choice.notice
     return choice.family
 
 
@@ -287,6 +289,8 @@ def model_from_args(args: argparse.Namespace, family=None):
     from qvl_agent.models import ModelError, load_model
 
     factor = family.factor if family is not None else FACTOR
+    if notice := getattr(args, "family_notice", None):
+        print(notice, file=sys.stderr)
     try:
         if args.endpoint is not None:
             model = load_model(
