@@ -23,6 +23,7 @@ from qvl_agent.models.checkpoint import build_random_checkpoint
 from qvl_agent.models.local import LocalModel
 from qvl_agent.models.scripted import ScriptedModel
 from qvl_agent.prompts import VISION_PLACEHOLDER, build_prompt
+from tests.resize_cases import boundary_sizes, rejected_or
 
 pytestmark = pytest.mark.local_model
 
@@ -300,34 +301,14 @@ PIXEL_SETTINGS = [
 ]
 
 
-def _sizes() -> list[tuple[int, int]]:
-    """Odd, tiny, huge and extreme-aspect sizes (up to 1:199), down to one pixel."""
-    sides = [1, 2, 7, 13, 14, 15, 27, 28, 29, 41, 42, 55, 56, 57, 100, 333, 719, 720, 721, 1079, 1080]
-    sides += [1081, 1280, 1920, 2400, 2560, 3840, 4320, 7680, 20000]
-    sizes = {(h, w) for h in sides for w in sides}
-    rng = random.Random(7)
-    sizes |= {(rng.randint(15, 12000), rng.randint(15, 12000)) for _ in range(400)}
-    for ratio in (199, 198.5, 150, 100, 50, 3.7):
-        for short in (1, 10, 14, 15, 20, 28, 30, 50, 100, 1000):
-            sizes |= {(short, int(short * ratio)), (int(short * ratio), short)}
-    return sorted(sizes)
-
-
-def _either(function, *args):
-    try:
-        return function(*args)
-    except ValueError:
-        return "rejected"
-
-
 @pytest.mark.parametrize("min_pixels,max_pixels", PIXEL_SETTINGS)
 def test_smart_resize_matches_transformers(min_pixels, max_pixels):
-    for height, width in _sizes():
-        ours = _either(smart_resize, height, width, 28, min_pixels, max_pixels)
-        theirs = _either(hf_smart_resize, height, width, 28, min_pixels, max_pixels)
+    for height, width in boundary_sizes(28):
+        ours = rejected_or(smart_resize, height, width, 28, min_pixels, max_pixels)
+        theirs = rejected_or(hf_smart_resize, height, width, 28, min_pixels, max_pixels)
         assert ours == theirs, (height, width)
     # Beyond 1:200 both refuse.
-    assert _either(smart_resize, 10, 2010) == _either(hf_smart_resize, 10, 2010) == "rejected"
+    assert rejected_or(smart_resize, 10, 2010) == rejected_or(hf_smart_resize, 10, 2010) == "rejected"
 
 
 def test_image_tokens_get_the_3d_grid_positions(tiny_local_model):

@@ -36,6 +36,7 @@ from qvl_agent.models.local import LocalModel
 from qvl_agent.models.vision_input import patchify
 from qvl_agent.prompts import build_prompt
 from tests.model_fixtures import fit_answers
+from tests.resize_cases import boundary_sizes, rejected_or
 
 pytestmark = pytest.mark.local_model
 
@@ -349,26 +350,6 @@ except ImportError:
     )
 
 
-def _sizes() -> list[tuple[int, int]]:
-    """Odd, tiny, huge and extreme-aspect sizes (up to 1:199), down to one pixel."""
-    sides = [1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 100, 333, 719, 720, 1079, 1080]
-    sides += [1081, 1280, 1920, 2400, 2560, 3840, 4320, 7680, 20000]
-    sizes = {(h, w) for h in sides for w in sides}
-    rng = random.Random(32)
-    sizes |= {(rng.randint(15, 12000), rng.randint(15, 12000)) for _ in range(400)}
-    for ratio in (199, 198.5, 150, 100, 50, 3.7):
-        for short in (1, 10, 16, 17, 32, 33, 50, 100, 1000):
-            sizes |= {(short, int(short * ratio)), (int(short * ratio), short)}
-    return sorted(sizes)
-
-
-def _either(function, *args):
-    try:
-        return function(*args)
-    except ValueError:
-        return "rejected"
-
-
 @pytest.mark.parametrize(
     "min_pixels,max_pixels",
     [
@@ -380,9 +361,9 @@ def _either(function, *args):
     ],
 )
 def test_smart_resize_with_factor_32_matches_transformers(min_pixels, max_pixels):
-    for height, width in _sizes():
-        ours = _either(smart_resize, height, width, 32, min_pixels, max_pixels)
-        assert ours == _either(hf_smart_resize, height, width, 32, min_pixels, max_pixels), (
+    for height, width in boundary_sizes(32):
+        ours = rejected_or(smart_resize, height, width, 32, min_pixels, max_pixels)
+        assert ours == rejected_or(hf_smart_resize, height, width, 32, min_pixels, max_pixels), (
             height,
             width,
         )
