@@ -23,7 +23,7 @@ from qvl_agent.models.checkpoint import build_random_checkpoint
 from qvl_agent.models.local import LocalModel
 from qvl_agent.models.scripted import ScriptedModel
 from qvl_agent.prompts import VISION_PLACEHOLDER, build_prompt
-from tests.resize_cases import boundary_sizes, rejected_or
+from tests.image_cases import boundary_sizes, rejected_or
 
 pytestmark = pytest.mark.local_model
 

@@ -10,15 +10,7 @@ from qvl_agent.imaging import resize_bicubic, resizer_name
 from qvl_agent.models.local import LocalModel
 from qvl_agent.models.vision_input import patchify
 from qvl_agent.prompts import build_prompt
-
-
-def screen_like(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Flat blocks with sharp edges, like a UI, plus some noise."""
-    rng = np.random.default_rng(seed)
-    blocks = rng.integers(0, 256, (height // 20 + 1, width // 20 + 1, 3), dtype=np.uint8)
-    pixels = np.repeat(np.repeat(blocks, 20, axis=0), 20, axis=1)[:height, :width]
-    noise = rng.integers(-8, 9, pixels.shape)
-    return Image.fromarray(np.clip(pixels.astype(int) + noise, 0, 255).astype(np.uint8))
+from tests.image_cases import screen_like
 
 
 @pytest.mark.parametrize(("width", "height"), [(1316, 728), (1092, 2408), (56, 28), (28, 56)])

@@ -36,7 +36,7 @@ from qvl_agent.models.local import LocalModel
 from qvl_agent.models.vision_input import patchify
 from qvl_agent.prompts import build_prompt
 from tests.model_fixtures import fit_answers
-from tests.resize_cases import boundary_sizes, rejected_or
+from tests.image_cases import boundary_sizes, rejected_or, screen_like
 
 pytestmark = pytest.mark.local_model
 
@@ -48,15 +48,6 @@ def qwen3_frame(width: int, height: int, max_pixels: int = SMALL) -> Frame:
     return Frame.fit(
         Monitor(width=width, height=height), QWEN3_VL_MIN_PIXELS, max_pixels, QWEN3_VL_FACTOR
     )
-
-
-def screen_like(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Flat blocks with sharp edges, like a UI, plus some noise."""
-    rng = np.random.default_rng(seed)
-    blocks = rng.integers(0, 256, (height // 20 + 1, width // 20 + 1, 3), dtype=np.uint8)
-    pixels = np.repeat(np.repeat(blocks, 20, axis=0), 20, axis=1)[:height, :width]
-    noise = rng.integers(-8, 9, pixels.shape)
-    return Image.fromarray(np.clip(pixels.astype(int) + noise, 0, 255).astype(np.uint8))
 
 
 # -- the checkpoint --------------------------------------------------------------------------

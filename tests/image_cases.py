@@ -1,8 +1,12 @@
-"""Screen sizes that test a smart_resize against the processor's own, for any resize factor."""
+"""Test images and sizes: UI-like screens, and the sizes that test a smart_resize against the
+processor's own for any resize factor."""
 
 from __future__ import annotations
 
 import random
+
+import numpy as np
+from PIL import Image
 
 
 def boundary_sizes(factor: int) -> list[tuple[int, int]]:
@@ -28,3 +32,12 @@ def rejected_or(function, *args):
         return function(*args)
     except ValueError:
         return "rejected"
+
+
+def screen_like(width: int, height: int, seed: int = 0) -> Image.Image:
+    """Flat blocks with sharp edges, like a UI, plus some noise."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (height // 20 + 1, width // 20 + 1, 3), dtype=np.uint8)
+    pixels = np.repeat(np.repeat(blocks, 20, axis=0), 20, axis=1)[:height, :width]
+    noise = rng.integers(-8, 9, pixels.shape)
+    return Image.fromarray(np.clip(pixels.astype(int) + noise, 0, 255).astype(np.uint8))
