@@ -220,3 +220,24 @@ def test_report_on_a_directory_that_is_neither_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "qvl_agent", "report", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "neither a run directory" in result.stderr
+
+
+def test_an_eval_killed_mid_write_still_gets_its_page(tmp_path):
+    """The last prediction line torn mid-character (a kill, a full disk): the page shows every
+    whole record and says how many lines it left out."""
+    data = write_synthetic_screenspot(tmp_path, 4, hit_share=0.5, seed=5)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "qvl_agent", "eval", "--format", "screenspot",
+         "--annotations", str(data["annotations"]), "--images", str(data["images"]),
+         "--model", f"scripted:{data['script']}", "--out", str(out)],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    predictions = out / "predictions.jsonl"
+    whole = [json.loads(line) for line in predictions.read_text().split("\n") if line]
+    with predictions.open("ab") as file:
+        file.write('{"id": "torn", "instruction": "é'.encode()[:-1])
+    html = report(out, tmp_path / "e.html").read_text()
+    assert "1 unreadable lines left out" in html
+    for record in whole:
+        assert f"{record['id']}: {record['instruction']}<" in html
