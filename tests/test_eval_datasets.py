@@ -643,3 +643,16 @@ def test_a_run_directory_with_a_lost_screenshot_skips_that_step(tmp_path):
              tmp_path / "again")
     last = model.prompts[1].messages[-1].text
     assert '"action": "type"' in last.split("Step 2:")[1] and '"text": "hello"' in last
+
+
+def test_an_annotation_file_that_is_not_utf8_is_skipped_with_its_name(tmp_path):
+    good = tmp_path / "data"
+    good.mkdir()
+    (good / "broken.json").write_bytes(b'[{"img_filename": "a.png", "instruction": "caf\xe9"}]')
+    answers = write_script(tmp_path / "a.jsonl", [tool_call(action="left_click",
+                                                            coordinate=[1, 1])])
+    result = qvl("eval", "--format", "screenspot", "--annotations", str(good),
+                 "--model", f"scripted:{answers}", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{good / 'broken.json'}: not UTF-8 text; file skipped" in result.stderr
