@@ -15,6 +15,7 @@ import openai
 import pytest
 from PIL import Image
 
+from environments import hostile_http
 from environments.processes import wait_for
 from qvl_agent.geometry import Frame, Monitor, model_view, smart_resize
 from qvl_agent.models import ModelError
@@ -227,21 +228,7 @@ def _http(server) -> httpx.Client:
 
 
 def _chat(image: Image.Image, **extra) -> dict:
-    return {
-        "model": SERVED_NAME,
-        "max_tokens": 4,
-        **extra,
-        "messages": [
-            {"role": "system", "content": "You are a helpful assistant."},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "What is on the screen?"},
-                    {"type": "image_url", "image_url": {"url": png_data_url(image)}},
-                ],
-            },
-        ],
-    }
+    return hostile_http.chat(SERVED_NAME, png_data_url(image), **extra)
 
 
 def test_a_full_queue_answers_503_and_our_client_waits_its_turn(tiny_local_model):

@@ -407,6 +407,14 @@ def runs_seen(messages: list[dict]) -> dict[str, dict]:
     return runs
 
 
+def printed_watch_url(process: subprocess.Popen) -> str:
+    """The watch URL the command prints on stderr (read line by line until it comes)."""
+    while line := process.stderr.readline():
+        if match := re.match(r"watch: (http://\S+)", line):
+            return match.group(1)
+    raise AssertionError("no watch URL printed: " + process.stderr.read())
+
+
 def test_run_batch_watch_follows_each_episode_and_stop_ends_the_batch(screen, tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("".join(json.dumps({"id": f"t{i}", "goal": f"task {i}", "max_steps": 2}) + "\n"
@@ -416,12 +424,7 @@ def test_run_batch_watch_follows_each_episode_and_stop_ends_the_batch(screen, tm
         [sys.executable, "-m", "qvl_agent", "run-batch", str(tasks), "--device", f"image:{screen}",
          "--model", f"scripted:{script}", "--settle", "0.4", "--record", str(tmp_path / "batch"),
          "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = None
-    while url is None:
-        line = process.stderr.readline()
-        assert line, process.stderr.read()
-        if match := re.match(r"watch: (http://\S+)", line):
-            url = match.group(1)
+    url = printed_watch_url(process)
     messages = read_events(url, lambda m: len(runs_seen(m)) >= 2)
     host_port, token = url.removeprefix("http://").split("/?token=")
     host, port = host_port.split(":")
@@ -447,12 +450,7 @@ def test_replay_watch_shows_the_replayed_steps(screen, tmp_path):
         [sys.executable, "-m", "qvl_agent", "replay", str(tmp_path / "run"),
          "--device", f"image:{screen}", "--settle", "0.3", "--watch"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = None
-    while url is None:
-        line = process.stderr.readline()
-        assert line, process.stderr.read()
-        if match := re.match(r"watch: (http://\S+)", line):
-            url = match.group(1)
+    url = printed_watch_url(process)
     messages = read_events(url, lambda m: m and m[-1]["closed"])
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
