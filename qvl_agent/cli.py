@@ -367,7 +367,8 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
     # qvl-agent serve: what one request or connection may cost
     "max_queue": (1, 1 << 20), "max_prompt_tokens": (1, 1 << 24),
     "max_image_pixels": (1, 1 << 34), "max_body_bytes": (1, 1 << 40),
-    "read_timeout": (0.1, 86400), "max_connections": (1, 1 << 16), "port": (0, 65535), "watch_port": (0, 65535),
+    "read_timeout": (0.1, 86400), "max_connections": (1, 1 << 16), "port": (0, 65535),
+    # (--watch-port is checked by watch_from_args, which the demo shares)
 }
 
 
